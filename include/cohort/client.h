@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* cohort/client.h - libcohort's C client API.
+ *
+ * Connect to a running controller through a profile's client connection
+ * file, send requests to engines and receive one reply per target engine.
+ * Calls block until the request completes. A client is not thread-safe:
+ * use one per thread.
+ *
+ *	struct cohort_error err;
+ *	struct cohort_client *c = cohort_connect(NULL, &err);
+ *	struct cohort_request rq = { .op = "execute", .code = "1+1" };
+ *	if (c == NULL || cohort_request(c, &rq, on_reply, NULL, &err) < 0)
+ *		fprintf(stderr, "%s\n", err.text);
+ */
+#ifndef COHORT_CLIENT_H
+#define COHORT_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cohort/error.h"
+
+struct cohort_client;
+
+/* One engine's answer to a request. Pointers are valid during the
+ * callback only; strings are NUL-terminated. */
+struct cohort_reply {
+	int64_t engine;          /* engine id */
+	int64_t rank;            /* MPI rank of the engine */
+	const char *status;      /* "ok", "error", "dead" or "timeout" */
+	const char *out;         /* captured stdout ("" if none) */
+	const char *err;         /* captured stderr ("" if none) */
+	const char *result;      /* repr of a trailing expression, or NULL */
+	const char *ename;       /* error: exception name, or NULL */
+	const char *evalue;      /* error: exception text, or NULL */
+	const char *traceback;   /* error: traceback text, or NULL */
+	int64_t execution_count; /* execute: the engine's counter */
+	double elapsed;          /* seconds the engine spent */
+	const void *data;        /* pull: encoded msgpack value, or NULL */
+	size_t len;              /* pull: its length */
+};
+
+/* A request. op is "execute" (code), "push" (name, data/len: one msgpack
+ * value), or "pull" (name). targets is a spec such as "all", "0,2", "1-3";
+ * NULL means all. timeout is in seconds; 0 waits for ever. */
+struct cohort_request {
+	const char *op;
+	const char *targets;
+	const char *code;
+	const char *name;
+	const void *data;
+	size_t len;
+	double timeout;
+};
+
+/* One registered engine. */
+struct cohort_engine {
+	int64_t id, rank, size, pid;
+	char host[256];
+	char kernel[32];
+	char job[64];
+	char state[16];
+	double uptime;
+};
+
+/* Connect using a profile (a name, a path containing '/', or NULL for the
+ * default; COHORT_DIR is honoured). NULL with err on failure, e.g.
+ * "controller unreachable at 127.0.0.1:4567: Connection refused". */
+struct cohort_client *cohort_connect(const char *profile,
+				     struct cohort_error *err);
+/* Close the connection and free the client; NULL is fine. */
+void cohort_disconnect(struct cohort_client *c);
+
+typedef void (*cohort_reply_fn)(const struct cohort_reply *r, void *arg);
+
+/* Send a request and call fn once per target engine as replies arrive (in
+ * arrival order). Returns the number of targets whose status is not "ok"
+ * (0 if all succeeded), or -1 with err if the request as a whole failed
+ * (bad targets, unknown engines, controller unreachable). */
+int cohort_request(struct cohort_client *c, const struct cohort_request *rq,
+		   cohort_reply_fn fn, void *arg, struct cohort_error *err);
+
+/* List registered engines into a malloc'd array (free() it). */
+int cohort_engines(struct cohort_client *c, struct cohort_engine **list,
+		   size_t *n, struct cohort_error *err);
+
+#endif

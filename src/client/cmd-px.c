@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* cmd-px.c - cohort px: run code on engines and print their results. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static int cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv);
+
+const struct cmd_entry cmd_px_entry = {
+	.name = "px",
+	.alias = "execute",
+	.usage = "[--targets T] [--timeout S] [--json] CODE",
+	.summary = "run code on engines and print each engine's output",
+	.help =
+	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"
+	"  --timeout S       give up on engines still running after S seconds\n"
+	"                    (they are reported as 'timeout'; their code runs on)\n"
+	"  --json            print one JSON document instead of text\n"
+	"  --profile P       profile name or directory\n"
+	"\n"
+	"CODE '-' reads the code from standard input. Output is printed per\n"
+	"engine in engine order: [stdout:N], [stderr:N], the value of a\n"
+	"trailing expression as [N] Out[K]: ..., and errors with their\n"
+	"traceback. The exit status is 0 only if every engine succeeded.\n",
+	.exec = cmd_px_exec,
+};
+
+struct px_collect {
+	struct px_reply *r;
+	size_t n, cap;
+};
+
+static void
+collect(const struct cohort_reply *r, void *arg)
+{
+	struct px_collect *c = arg;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->r = xrealloc(c->r, c->cap * sizeof(*c->r));
+	}
+	px_reply_copy(&c->r[c->n++], r);
+}
+
+static char *
+read_all(FILE *f)
+{
+	size_t n = 0, cap = 4096;
+	char *buf = xmalloc(cap);
+
+	for (;;) {
+		size_t k = fread(buf + n, 1, cap - n - 1, f);
+
+		n += k;
+		if (k == 0)
+			break;
+		if (n + 1 == cap)
+			buf = xrealloc(buf, cap *= 2);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static int
+cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "targets", required_argument, NULL, 't' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "profile", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cohort_request rq = { .op = "execute" };
+	struct px_collect col = { 0 };
+	struct cohort_client *c;
+	struct cohort_error err;
+	char *code = NULL, *end;
+	int json = 0, ch, rc;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			rq.targets = optarg;
+			break;
+		case 'T':
+			rq.timeout = strtod(optarg, &end);
+			if (*end != '\0' || !(rq.timeout > 0))
+				return cli_usage_error(&cmd_px_entry,
+						       "bad --timeout '%s'",
+						       optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'p':
+			ctx->profile = optarg;
+			break;
+		case 'h':
+			cmd_help(&cmd_px_entry, stdout);
+			return 0;
+		default:
+			return cli_usage_error(&cmd_px_entry, "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(&cmd_px_entry, "expected one CODE "
+				       "argument");
+	if (strcmp(argv[optind], "-") == 0)
+		code = read_all(stdin);
+	rq.code = code ? code : argv[optind];
+	c = cli_connect(ctx);
+	if (c == NULL) {
+		free(code);
+		return 1;
+	}
+	rc = cohort_request(c, &rq, collect, &col, &err);
+	cohort_disconnect(c);
+	free(code);
+	if (rc < 0) {
+		for (size_t i = 0; i < col.n; i++)
+			px_reply_clear(&col.r[i]);
+		free(col.r);
+		return cli_error("%s", err.text);
+	}
+	px_replies_sort(col.r, col.n);
+	if (json)
+		output_px_json(col.r, col.n);
+	else
+		output_px_text(col.r, col.n);
+	for (size_t i = 0; i < col.n; i++)
+		px_reply_clear(&col.r[i]);
+	free(col.r);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* cmd.c - the table of subcommands and their lookup. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+extern const struct cmd_entry cmd_px_entry;
+extern const struct cmd_entry cmd_engines_entry;
+
+static const struct cmd_entry *const cmd_table[] = {
+	&cmd_engines_entry,
+	&cmd_px_entry,
+	NULL,
+};
+
+/* Look up a command by exact name, alias, then unique prefix. */
+const struct cmd_entry *
+cmd_find(const char *name)
+{
+	const struct cmd_entry *found = NULL;
+	char ambiguous[512] = "";
+	size_t len = strlen(name);
+
+	for (size_t i = 0; cmd_table[i] != NULL; i++) {
+		const struct cmd_entry *e = cmd_table[i];
+
+		if (strcmp(e->name, name) == 0 ||
+		    (e->alias != NULL && strcmp(e->alias, name) == 0))
+			return e;
+	}
+	for (size_t i = 0; len > 0 && cmd_table[i] != NULL; i++) {
+		const struct cmd_entry *e = cmd_table[i];
+
+		if (strncmp(e->name, name, len) != 0)
+			continue;
+		if (found != NULL) {
+			if (ambiguous[0] == '\0')
+				snprintf(ambiguous, sizeof(ambiguous), "%s",
+					 found->name);
+			strncat(ambiguous, ", ",
+				sizeof(ambiguous) - strlen(ambiguous) - 1);
+			strncat(ambiguous, e->name,
+				sizeof(ambiguous) - strlen(ambiguous) - 1);
+		}
+		found = e;
+	}
+	if (ambiguous[0] != '\0') {
+		fprintf(stderr, "cohort: ambiguous command: %s, could be: %s\n",
+			name, ambiguous);
+		return NULL;
+	}
+	if (found == NULL)
+		fprintf(stderr, "cohort: unknown command: %s (see 'cohort "
+			"--help')\n", name);
+	return found;
+}
+
+/* Print one command's help. */
+void
+cmd_help(const struct cmd_entry *e, FILE *f)
+{
+	fprintf(f, "usage: cohort %s %s\n\n%s\n", e->name, e->usage,
+		e->summary);
+	if (e->help != NULL)
+		fprintf(f, "\n%s", e->help);
+}
+
+/* Print every command with its summary. */
+void
+cmd_list(FILE *f)
+{
+	for (size_t i = 0; cmd_table[i] != NULL; i++)
+		fprintf(f, "  %-10s %s\n", cmd_table[i]->name,
+			cmd_table[i]->summary);
+}
+
+/* Report an error; exit code 1. */
+int
+cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cohort: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* Report a usage error; exit code 2. */
+int
+cli_usage_error(const struct cmd_entry *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cohort: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: cohort %s %s\n", e->name, e->usage);
+	return 2;
+}
+
+/* Connect to the profile's controller. */
+struct cohort_client *
+cli_connect(struct cli_ctx *ctx)
+{
+	struct cohort_error err;
+	struct cohort_client *c = cohort_connect(ctx->profile, &err);
+
+	if (c == NULL)
+		cli_error("%s", err.text);
+	return c;
+}

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* client.c - libcohort's blocking client API over one TLS connection. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cohort/client.h"
+#include "cohort/profile.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "targets.h"
+#include "util.h"
+
+#define CONNECT_TIMEOUT 10.0
+
+enum client_state { CS_CONNECTING, CS_READY, CS_LOST };
+
+struct cohort_client {
+	struct event_base *base;
+	struct tls_ctx *tls;
+	struct conn *conn;
+	enum client_state state;
+	char reason[600];
+	char addr[96];
+	uint64_t next_id;
+
+	/* The request in flight. */
+	uint64_t cur_id;
+	cohort_reply_fn fn;
+	void *arg;
+	int nfailed;
+	bool done;
+	bool failed;
+	struct cohort_engine *engines;
+	size_t nengines;
+};
+
+static void
+on_ready(struct conn *conn, void *arg)
+{
+	struct msg m;
+
+	(void)arg;
+	msg_init(&m, MSG_HELLO);
+	msg_set_int(&m, F_VERSION, PROTO_VERSION);
+	msg_set_str(&m, F_ROLE, "client");
+	msg_set_int(&m, F_PID, getpid());
+	conn_send(conn, &m, NULL);
+}
+
+static void
+deliver_reply(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
+{
+	struct cohort_reply r = { 0 };
+	char *status = str_dup(m->status), *out = str_dup(m->out);
+	char *err = str_dup(m->err), *result = NULL, *ename = NULL;
+	char *evalue = NULL, *tb = NULL;
+	unsigned char *data = NULL;
+
+	if (msg_has(m, F_RESULT))
+		result = str_dup(m->result);
+	if (msg_has(m, F_ENAME))
+		ename = str_dup(m->ename);
+	if (msg_has(m, F_EVALUE))
+		evalue = str_dup(m->evalue);
+	if (msg_has(m, F_TRACEBACK))
+		tb = str_dup(m->traceback);
+	if (payload != NULL && evbuffer_get_length(payload) > 0) {
+		r.len = evbuffer_get_length(payload);
+		data = evbuffer_pullup(payload, -1);
+		if (data == NULL)
+			fatalx("out of memory for a %zu-byte reply", r.len);
+	}
+	r.engine = m->engine;
+	r.rank = m->rank;
+	r.status = status;
+	r.out = out;
+	r.err = err;
+	r.result = result;
+	r.ename = ename;
+	r.evalue = evalue;
+	r.traceback = tb;
+	r.execution_count = m->count;
+	r.elapsed = m->elapsed;
+	r.data = data;
+	if (strcmp(status, "ok") != 0)
+		c->nfailed++;
+	if (c->fn != NULL)
+		c->fn(&r, c->arg);
+	free(status);
+	free(out);
+	free(err);
+	free(result);
+	free(ename);
+	free(evalue);
+	free(tb);
+}
+
+static void
+copy_field(char *dst, size_t size, struct str s)
+{
+	size_t n = s.n < size - 1 ? s.n : size - 1;
+
+	if (n > 0)
+		memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+static void
+on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
+	   void *arg)
+{
+	struct cohort_client *c = arg;
+
+	(void)conn;
+	switch (m->type) {
+	case MSG_WELCOME:
+		c->state = CS_READY;
+		break;
+	case MSG_ERROR:
+		if (c->state == CS_CONNECTING || !msg_has(m, F_ID) ||
+		    (uint64_t)m->id == c->cur_id) {
+			snprintf(c->reason, sizeof(c->reason), "%.*s",
+				 (int)m->message.n, m->message.p);
+			c->failed = true;
+			c->done = true;
+			if (c->state == CS_CONNECTING)
+				c->state = CS_LOST;
+		}
+		break;
+	case MSG_REPLY:
+		if ((uint64_t)m->id == c->cur_id)
+			deliver_reply(c, m, payload);
+		break;
+	case MSG_DONE:
+		if ((uint64_t)m->id == c->cur_id)
+			c->done = true;
+		break;
+	case MSG_ENGINES:
+		if ((uint64_t)m->id != c->cur_id)
+			break;
+		free(c->engines);
+		c->engines = xcalloc(m->nengines, sizeof(*c->engines));
+		c->nengines = m->nengines;
+		for (size_t i = 0; i < m->nengines; i++) {
+			struct cohort_engine *e = &c->engines[i];
+			const struct msg_engine *w = &m->engines[i];
+
+			e->id = w->id;
+			e->rank = w->rank;
+			e->size = w->size;
+			e->pid = w->pid;
+			e->uptime = w->uptime;
+			copy_field(e->host, sizeof(e->host), w->host);
+			copy_field(e->kernel, sizeof(e->kernel), w->kernel);
+			copy_field(e->job, sizeof(e->job), w->job);
+			copy_field(e->state, sizeof(e->state), w->state);
+		}
+		c->done = true;
+		break;
+	case MSG_PING: {
+		struct msg pong;
+
+		msg_init(&pong, MSG_PONG);
+		conn_send(conn, &pong, NULL);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+on_lost(struct conn *conn, const char *reason, void *arg)
+{
+	struct cohort_client *c = arg;
+
+	(void)conn;
+	c->conn = NULL;
+	if (c->state == CS_CONNECTING)
+		snprintf(c->reason, sizeof(c->reason),
+			 "controller unreachable at %s: %s", c->addr, reason);
+	else
+		snprintf(c->reason, sizeof(c->reason),
+			 "lost the controller at %s: %s", c->addr, reason);
+	c->state = CS_LOST;
+	c->failed = true;
+	c->done = true;
+}
+
+static const struct conn_handlers client_handlers = {
+	.ready = on_ready,
+	.message = on_message,
+	.lost = on_lost,
+};
+
+static void
+connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cohort_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CS_CONNECTING) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "controller unreachable at %s: no answer within %.0f s",
+			 c->addr, CONNECT_TIMEOUT);
+		c->state = CS_LOST;
+	}
+}
+
+/* Connect to the controller named by a profile's client connection file. */
+struct cohort_client *
+cohort_connect(const char *profile, struct cohort_error *err)
+{
+	struct cohort_client *c = xcalloc(1, sizeof(*c));
+	struct cohort_conninfo ci;
+	char dir[4096], path[4200];
+	struct event *timer = NULL;
+	struct timeval tv = { (time_t)CONNECT_TIMEOUT, 0 };
+
+	if (cohort_profile_path(profile, dir, sizeof(dir), err) < 0 ||
+	    cohort_conninfo_path(dir, COHORT_ROLE_CLIENT, path, sizeof(path),
+				 err) < 0 ||
+	    cohort_conninfo_read(path, &ci, err) < 0)
+		goto error;
+	snprintf(c->addr, sizeof(c->addr), "%s:%d", ci.ip, ci.port);
+	c->base = event_base_new();
+	if (c->base == NULL) {
+		errprintf(err, "cannot create an event loop");
+		goto error;
+	}
+	c->tls = tls_ctx_new(false, ci.ca, ci.cert, ci.key, err);
+	if (c->tls == NULL)
+		goto error;
+	c->conn = conn_connect(c->base, c->tls, ci.ip, ci.port,
+			       &client_handlers, c, err);
+	if (c->conn == NULL)
+		goto error;
+	timer = evtimer_new(c->base, connect_timeout_cb, c);
+	if (timer == NULL || evtimer_add(timer, &tv) < 0) {
+		errprintf(err, "cannot arm the connect timer");
+		goto error;
+	}
+	while (c->state == CS_CONNECTING)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	event_free(timer);
+	timer = NULL;
+	if (c->state != CS_READY) {
+		errprintf(err, "%s", c->reason);
+		goto error;
+	}
+	if (strcmp(conn_peer_cn(c->conn), cohort_role_cn(COHORT_ROLE_CONTROLLER))
+	    != 0) {
+		errprintf(err, "peer at %s is not a Cohort controller "
+			  "(certificate name '%s')", c->addr,
+			  conn_peer_cn(c->conn));
+		goto error;
+	}
+	return c;
+error:
+	if (timer != NULL)
+		event_free(timer);
+	cohort_disconnect(c);
+	return NULL;
+}
+
+/* Close and free a client. */
+void
+cohort_disconnect(struct cohort_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->conn != NULL)
+		conn_close(c->conn);
+	tls_ctx_free(c->tls);
+	if (c->base != NULL)
+		event_base_free(c->base);
+	free(c->engines);
+	free(c);
+}
+
+static int
+run_until_done(struct cohort_client *c, struct cohort_error *err)
+{
+	while (!c->done)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	if (c->failed)
+		return errprintf(err, "%s", c->reason);
+	return 0;
+}
+
+static void
+start_request(struct cohort_client *c, cohort_reply_fn fn, void *arg)
+{
+	c->cur_id = ++c->next_id;
+	c->fn = fn;
+	c->arg = arg;
+	c->nfailed = 0;
+	c->done = false;
+	c->failed = false;
+}
+
+/* Send one request and deliver each engine's reply to fn. */
+int
+cohort_request(struct cohort_client *c, const struct cohort_request *rq,
+	       cohort_reply_fn fn, void *arg, struct cohort_error *err)
+{
+	struct targets t;
+	struct msg m;
+	int rc;
+
+	if (c->conn == NULL)
+		return errprintf(err, "%s", c->reason);
+	if (rq->op == NULL)
+		return errprintf(err, "request without an operation");
+	if (targets_parse(rq->targets, &t, err) < 0)
+		return -1;
+	start_request(c, fn, arg);
+	msg_init(&m, MSG_REQUEST);
+	msg_set_int(&m, F_ID, (int64_t)c->cur_id);
+	msg_set_str(&m, F_OP, rq->op);
+	if (!t.all)
+		msg_set_targets(&m, t.ids, t.n);
+	if (rq->code != NULL)
+		msg_set_str(&m, F_CODE, rq->code);
+	if (rq->name != NULL)
+		msg_set_str(&m, F_NAME, rq->name);
+	if (rq->timeout > 0)
+		msg_set_double(&m, F_TIMEOUT, rq->timeout);
+	rc = conn_send_bytes(c->conn, &m, rq->data, rq->data ? rq->len : 0);
+	targets_clear(&t);
+	if (rc < 0)
+		return errprintf(err, "cannot send the request");
+	if (run_until_done(c, err) < 0)
+		return -1;
+	return c->nfailed;
+}
+
+/* Fetch the engine registry. */
+int
+cohort_engines(struct cohort_client *c, struct cohort_engine **list,
+	       size_t *n, struct cohort_error *err)
+{
+	struct msg m;
+
+	if (c->conn == NULL)
+		return errprintf(err, "%s", c->reason);
+	start_request(c, NULL, NULL);
+	msg_init(&m, MSG_REQUEST);
+	msg_set_int(&m, F_ID, (int64_t)c->cur_id);
+	msg_set_str(&m, F_OP, "engines");
+	if (conn_send(c->conn, &m, NULL) < 0)
+		return errprintf(err, "cannot send the request");
+	if (run_until_done(c, err) < 0)
+		return -1;
+	*list = c->engines;
+	*n = c->nengines;
+	c->engines = NULL;
+	c->nengines = 0;
+	return 0;
+}

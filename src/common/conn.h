@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* conn.h - one framed, TLS-protected connection on a libevent loop.
+ *
+ * A conn reads frames (frame.h), decodes their headers (proto.h) and hands
+ * each message with its payload to a dispatch callback. A malformed frame
+ * closes only that connection, logging why and a sample of the bytes.
+ */
+#ifndef COHORT_CONN_H
+#define COHORT_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "cohort/error.h"
+#include "proto.h"
+#include "tls.h"
+
+struct conn;
+
+struct conn_handlers {
+	/* The TLS handshake finished and the peer's certificate verified. */
+	void (*ready)(struct conn *c, void *arg);
+	/* A message arrived. m and payload (NULL when empty) belong to the
+	 * conn and are freed after the call: move the payload out with
+	 * evbuffer_add_buffer() to keep it. The callback may close c. */
+	void (*message)(struct conn *c, struct msg *m, struct evbuffer *payload,
+			void *arg);
+	/* The connection is gone (EOF, error, bad frame); reason says why.
+	 * c is freed right after this returns. */
+	void (*lost)(struct conn *c, const char *reason, void *arg);
+};
+
+/* Wrap an accepted socket (server side of the handshake). */
+struct conn *conn_accept(struct event_base *base, struct tls_ctx *tls, int fd,
+			 const char *peer, const struct conn_handlers *h,
+			 void *arg);
+/* Connect to ip:port (client side of the handshake). */
+struct conn *conn_connect(struct event_base *base, struct tls_ctx *tls,
+			  const char *ip, int port,
+			  const struct conn_handlers *h, void *arg,
+			  struct cohort_error *err);
+
+/* Queue a message and, if payload is non-NULL, its payload. The payload's
+ * bytes are referenced, not copied, and payload itself is left unchanged,
+ * so one payload can go to many conns. -1 if the conn is closing. */
+int conn_send(struct conn *c, const struct msg *m, struct evbuffer *payload);
+/* Like conn_send with the payload given as bytes (copied). */
+int conn_send_bytes(struct conn *c, const struct msg *m, const void *data,
+		    size_t len);
+
+/* Close now, without calling lost(). Safe inside a callback. */
+void conn_close(struct conn *c);
+/* Stop reading, send what is queued, then close (lost() is not called). */
+void conn_close_after_flush(struct conn *c);
+
+/* "ip:port" of the peer. */
+const char *conn_peer(const struct conn *c);
+/* The peer certificate's common name once ready(), else "". */
+const char *conn_peer_cn(const struct conn *c);
+/* Bytes queued for sending and not yet written. */
+size_t conn_output_pending(const struct conn *c);
+/* Limit the payload size accepted from this peer. */
+void conn_set_max_payload(struct conn *c, uint64_t max);
+/* Close the connection if no complete message arrives within secs (0 = off);
+ * used to bound the handshake and hello of new peers. */
+void conn_set_idle_timeout(struct conn *c, double secs);
+/* Change the callback argument. */
+void conn_set_arg(struct conn *c, void *arg);
+
+#endif

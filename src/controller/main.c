@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* main.c - cohort-controller: the broker between clients and engines.
+ *
+ * One libevent loop and one TLS port serve engines and clients alike; the
+ * first message of each peer (hello) says which it is, and its certificate
+ * must say the same.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "cohort/profile.h"
+#include "controller.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+#define HELLO_TIMEOUT 10.0
+
+static struct {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct tls_ctx *tls;
+	char dir[4096];
+	char engine_file[4200], client_file[4200];
+	TAILQ_HEAD(peer_head_s, peer) peers;
+	uint64_t next_serial;
+	uint64_t max_payload;
+} ctl;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: cohort-controller [--profile P] [--ip ADDR] [--port N]\n"
+		"                         [--log-level L] [--max-payload BYTES]\n"
+		"\n"
+		"Run the Cohort controller: the broker that engines and clients\n"
+		"connect to over mutually authenticated TLS 1.3.\n"
+		"\n"
+		"  --profile P      profile name or directory (default: default;\n"
+		"                   $COHORT_DIR/profile_P, COHORT_DIR=~/.cohort)\n"
+		"  --ip ADDR        address to listen on (default 127.0.0.1)\n"
+		"  --port N         port to listen on (default: chosen by the kernel)\n"
+		"  --log-level L    error, warn, info (default) or debug\n"
+		"  --max-payload B  largest value payload accepted (default 4 GiB)\n"
+		"  -h, --help       show this help\n"
+		"\n"
+		"On start it creates the profile's CA and certificates if absent and\n"
+		"writes the connection files engine.json and client.json; SIGINT or\n"
+		"SIGTERM stops it and removes them.\n");
+}
+
+/* Send an error for a request to a peer. */
+void
+peer_send_error(struct peer *p, int64_t id, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	struct msg m;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	msg_init(&m, MSG_ERROR);
+	if (id > 0)
+		msg_set_int(&m, F_ID, id);
+	msg_set_str(&m, F_MESSAGE, text);
+	conn_send(p->conn, &m, NULL);
+}
+
+static void
+peer_free(struct peer *p)
+{
+	TAILQ_REMOVE(&ctl.peers, p, entry);
+	free(p);
+}
+
+static const char *
+peer_label(struct peer *p, char *buf, size_t size)
+{
+	switch (p->kind) {
+	case PEER_ENGINE:
+		snprintf(buf, size, "engine %lld (%s)",
+			 (long long)p->engine->id, conn_peer(p->conn));
+		break;
+	case PEER_CLIENT:
+		snprintf(buf, size, "client %s", conn_peer(p->conn));
+		break;
+	default:
+		snprintf(buf, size, "peer %s", conn_peer(p->conn));
+		break;
+	}
+	return buf;
+}
+
+/* Refuse a peer: tell it why, log it, and close after the message goes. */
+static void
+peer_refuse(struct peer *p, const char *why)
+{
+	char label[128];
+
+	log_warnx("refusing %s: %s", peer_label(p, label, sizeof(label)), why);
+	peer_send_error(p, 0, "%s", why);
+	conn_close_after_flush(p->conn);
+	if (p->kind == PEER_CLIENT)
+		jobs_client_gone(p);
+	peer_free(p);
+}
+
+static void
+handle_hello(struct peer *p, struct msg *m)
+{
+	const char *cn = conn_peer_cn(p->conn);
+	struct cohort_error err;
+	enum cohort_role role;
+	char why[512];
+	struct msg w;
+
+	if (m->type != MSG_HELLO) {
+		snprintf(why, sizeof(why), "expected hello, got %s",
+			 msg_type_name(m->type));
+		peer_refuse(p, why);
+		return;
+	}
+	if (m->version != PROTO_VERSION) {
+		snprintf(why, sizeof(why), "protocol version %lld is not "
+			 "supported (this controller speaks version %d)",
+			 (long long)m->version, PROTO_VERSION);
+		peer_refuse(p, why);
+		return;
+	}
+	if (str_eq(m->role, "engine")) {
+		role = COHORT_ROLE_ENGINE;
+	} else if (str_eq(m->role, "client")) {
+		role = COHORT_ROLE_CLIENT;
+	} else {
+		peer_refuse(p, "unknown role in hello");
+		return;
+	}
+	/* The certificate, not the hello, decides what a peer may be. */
+	if (strcmp(cn, cohort_role_cn(role)) != 0) {
+		snprintf(why, sizeof(why), "certificate '%s' cannot be used "
+			 "by an %s (needs '%s')", cn, cohort_role_name(role),
+			 cohort_role_cn(role));
+		peer_refuse(p, why);
+		return;
+	}
+	msg_init(&w, MSG_WELCOME);
+	msg_set_int(&w, F_VERSION, PROTO_VERSION);
+	if (role == COHORT_ROLE_ENGINE) {
+		p->engine = registry_add(p, m, &err);
+		if (p->engine == NULL) {
+			peer_refuse(p, err.text);
+			return;
+		}
+		p->kind = PEER_ENGINE;
+		msg_set_int(&w, F_ENGINE, p->engine->id);
+	} else {
+		p->kind = PEER_CLIENT;
+		log_debug("client connected from %s", conn_peer(p->conn));
+	}
+	conn_set_idle_timeout(p->conn, 0);
+	conn_send(p->conn, &w, NULL);
+}
+
+static void
+on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
+{
+	struct peer *p = arg;
+
+	(void)c;
+	if (p->kind == PEER_PENDING) {
+		handle_hello(p, m);
+		return;
+	}
+	switch (m->type) {
+	case MSG_PING: {
+		struct msg pong;
+
+		msg_init(&pong, MSG_PONG);
+		conn_send(p->conn, &pong, NULL);
+		return;
+	}
+	case MSG_PONG:
+		return;
+	case MSG_REQUEST:
+		if (p->kind != PEER_CLIENT)
+			break;
+		if (str_eq(m->op, "engines"))
+			registry_send_list(p, m->id);
+		else
+			jobs_submit(p, m, payload);
+		return;
+	case MSG_REPLY:
+		if (p->kind != PEER_ENGINE)
+			break;
+		jobs_engine_reply(p->engine, m, payload);
+		return;
+	default:
+		break;
+	}
+	log_warnx("%s message from a%s %s ignored", msg_type_name(m->type),
+		  p->kind == PEER_ENGINE ? "n" : "",
+		  p->kind == PEER_ENGINE ? "engine" : "client");
+	peer_send_error(p, m->id, "unexpected %s message",
+			msg_type_name(m->type));
+}
+
+static void
+on_lost(struct conn *c, const char *reason, void *arg)
+{
+	struct peer *p = arg;
+	char label[128];
+
+	(void)c;
+	switch (p->kind) {
+	case PEER_ENGINE:
+		log_warnx("engine %lld (rank %lld, pid %lld) lost: %s",
+			  (long long)p->engine->id, (long long)p->engine->rank,
+			  (long long)p->engine->pid, reason);
+		registry_engine_lost(p->engine);
+		jobs_engine_dead(p->engine, reason);
+		break;
+	case PEER_CLIENT:
+		log_debug("client %s gone: %s", conn_peer(c), reason);
+		jobs_client_gone(p);
+		break;
+	default:
+		log_warnx("connection from %s closed before hello: %s",
+			  peer_label(p, label, sizeof(label)), reason);
+		break;
+	}
+	peer_free(p);
+}
+
+static const struct conn_handlers peer_handlers = {
+	.message = on_message,
+	.lost = on_lost,
+};
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	  int len, void *arg)
+{
+	char host[INET6_ADDRSTRLEN] = "?", peer[96];
+	struct peer *p;
+	int port = 0;
+
+	(void)l;
+	(void)len;
+	(void)arg;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(peer, sizeof(peer), "%s:%d", host, port);
+	p = xcalloc(1, sizeof(*p));
+	p->kind = PEER_PENDING;
+	p->serial = ++ctl.next_serial;
+	TAILQ_INIT(&p->jobs);
+	p->conn = conn_accept(ctl.base, ctl.tls, fd, peer, &peer_handlers, p);
+	if (p->conn == NULL) {
+		free(p);
+		return;
+	}
+	conn_set_max_payload(p->conn, ctl.max_payload);
+	/* A peer that never completes the handshake and hello is dropped. */
+	conn_set_idle_timeout(p->conn, HELLO_TIMEOUT);
+	TAILQ_INSERT_TAIL(&ctl.peers, p, entry);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: keep serving those already connected. */
+	log_warn("accept failed");
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_info("received %s, shutting down", strsignal((int)sig));
+	event_base_loopbreak(ctl.base);
+}
+
+static int
+listen_on(const char *ip, int port, int *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int slen = sizeof(ss);
+	char spec[128];
+
+	memset(&ss, 0, sizeof(ss));
+	snprintf(spec, sizeof(spec), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip,
+		 port);
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &slen) < 0)
+		fatalx("bad listen address '%s'", ip);
+	ctl.listener = evconnlistener_new_bind(
+		ctl.base, accept_cb, NULL,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+			LEV_OPT_CLOSE_ON_EXEC,
+		1024, (struct sockaddr *)&ss, slen);
+	if (ctl.listener == NULL)
+		fatal("cannot listen on %s", spec);
+	evconnlistener_set_error_cb(ctl.listener, accept_error_cb);
+	if (getsockname(evconnlistener_get_fd(ctl.listener),
+			(struct sockaddr *)&ss, &len) < 0)
+		fatal("getsockname");
+	*bound = ntohs(ss.ss_family == AF_INET
+			       ? ((struct sockaddr_in *)&ss)->sin_port
+			       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+static void
+write_conninfo(const char *ip, int port)
+{
+	static const enum cohort_role roles[] = { COHORT_ROLE_ENGINE,
+						  COHORT_ROLE_CLIENT };
+	struct cohort_error err;
+
+	for (size_t i = 0; i < 2; i++) {
+		struct cohort_conninfo ci = { 0 };
+		const char *name = cohort_role_name(roles[i]);
+		char *path = i == 0 ? ctl.engine_file : ctl.client_file;
+
+		snprintf(ci.ip, sizeof(ci.ip), "%s", ip);
+		ci.port = port;
+		snprintf(ci.ca, sizeof(ci.ca), "%s/ca.pem", ctl.dir);
+		snprintf(ci.cert, sizeof(ci.cert), "%s/%s.pem", ctl.dir, name);
+		snprintf(ci.key, sizeof(ci.key), "%s/%s-key.pem", ctl.dir, name);
+		ci.controller_pid = getpid();
+		ci.version = PROTO_VERSION;
+		if (cohort_conninfo_path(ctl.dir, roles[i], path, 4200,
+					 &err) < 0 ||
+		    cohort_conninfo_write(path, &ci, &err) < 0)
+			fatalx("%s", err.text);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "profile", required_argument, NULL, 'p' },
+		{ "ip", required_argument, NULL, 'i' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "max-payload", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *profile = NULL, *ip = "127.0.0.1";
+	struct event *sigint_ev, *sigterm_ev;
+	struct cohort_error err;
+	enum log_level level;
+	char cert[4200], key[4200], ca[4200], *end;
+	int port = 0, bound, ch;
+	struct peer *p;
+
+	log_init("cohort-controller", STDERR_FILENO);
+	ctl.max_payload = 4ull << 30;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			profile = optarg;
+			break;
+		case 'i':
+			ip = optarg;
+			break;
+		case 'P':
+			port = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || port < 0 || port > 65535)
+				fatalx("bad --port '%s'", optarg);
+			break;
+		case 'l':
+			if (log_parse_level(optarg, &level) < 0)
+				fatalx("bad --log-level '%s' (error, warn, "
+				       "info or debug)", optarg);
+			log_set_level(level);
+			break;
+		case 'm':
+			ctl.max_payload = strtoull(optarg, &end, 10);
+			if (*end != '\0' || ctl.max_payload == 0)
+				fatalx("bad --max-payload '%s'", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	log_route_libevent();
+
+	if (cohort_profile_path(profile, ctl.dir, sizeof(ctl.dir), &err) < 0 ||
+	    cohort_profile_ensure(ctl.dir, &err) < 0 ||
+	    cohort_profile_check_perms(ctl.dir, &err) < 0)
+		fatalx("%s", err.text);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", ctl.dir);
+	snprintf(cert, sizeof(cert), "%s/controller.pem", ctl.dir);
+	snprintf(key, sizeof(key), "%s/controller-key.pem", ctl.dir);
+	ctl.tls = tls_ctx_new(true, ca, cert, key, &err);
+	if (ctl.tls == NULL)
+		fatalx("%s", err.text);
+
+	ctl.base = event_base_new();
+	if (ctl.base == NULL)
+		fatalx("cannot create the event loop");
+	TAILQ_INIT(&ctl.peers);
+	registry_init();
+	jobs_init(ctl.base);
+	listen_on(ip, port, &bound);
+	sigint_ev = evsignal_new(ctl.base, SIGINT, signal_cb, NULL);
+	sigterm_ev = evsignal_new(ctl.base, SIGTERM, signal_cb, NULL);
+	if (sigint_ev == NULL || sigterm_ev == NULL ||
+	    evsignal_add(sigint_ev, NULL) < 0 ||
+	    evsignal_add(sigterm_ev, NULL) < 0)
+		fatalx("cannot install signal handlers");
+	write_conninfo(ip, bound);
+	log_info("listening on %s:%d (profile %s)", ip, bound, ctl.dir);
+
+	event_base_dispatch(ctl.base);
+
+	unlink(ctl.engine_file);
+	unlink(ctl.client_file);
+	while ((p = TAILQ_FIRST(&ctl.peers)) != NULL) {
+		conn_close(p->conn);
+		peer_free(p);
+	}
+	jobs_free();
+	registry_free();
+	evconnlistener_free(ctl.listener);
+	event_free(sigint_ev);
+	event_free(sigterm_ev);
+	event_base_free(ctl.base);
+	tls_ctx_free(ctl.tls);
+	log_info("stopped");
+	return 0;
+}

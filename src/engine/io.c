@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* io.c - the engine's I/O thread: controller connection, tasks, output.
+ *
+ * Tasks arrive on this thread and are queued for the main thread; replies
+ * come back through a second queue and an event made active from the
+ * main thread (libevent is set up for threads). Captured output is read
+ * from the pipes as it is written and attached to the reply of the task
+ * that was running; the pipes are drained when the reply is sent, after
+ * the main thread has flushed, so nothing a task printed is missed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conn.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+/* Most output kept per stream and task; the rest is counted and dropped. */
+#define OUTPUT_CAP (8u << 20)
+/* After the controller is lost, how long a busy main thread may take. */
+#define EXIT_GRACE 5
+
+struct reply_item {
+	struct task *task;
+	struct kernel_reply r;
+	double elapsed;
+	struct reply_item *next;
+};
+
+struct stream {
+	int fd;
+	struct event *ev;
+	struct evbuffer *buf;
+	size_t dropped;
+};
+
+static struct {
+	struct event_base *base;
+	struct tls_ctx *tls;
+	struct conn *conn;
+	struct engine_identity who;
+	const struct kernel_ops *kernel;
+	pthread_t thread;
+	struct event *reply_ev;
+	struct event *stop_ev;
+	struct event *grace_ev;
+	struct stream out, err;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct task *tasks, **tasks_tail;
+	struct reply_item *replies, **replies_tail;
+	bool registered, failed, stopping;
+	int64_t id;
+	char reason[600];
+} io;
+
+/* Free a task and what it holds. */
+void
+task_free(struct task *t)
+{
+	if (t == NULL)
+		return;
+	free(t->code);
+	free(t->name);
+	free(t->data);
+	free(t);
+}
+
+/* Wake the main thread with a terminal state. */
+static void
+io_shutdown(const char *reason)
+{
+	pthread_mutex_lock(&io.lock);
+	if (!io.registered && !io.failed) {
+		io.failed = true;
+		snprintf(io.reason, sizeof(io.reason), "%s", reason);
+	}
+	io.stopping = true;
+	pthread_cond_broadcast(&io.cond);
+	pthread_mutex_unlock(&io.lock);
+}
+
+static void
+stream_drain(struct stream *s)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(s->fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		if (evbuffer_get_length(s->buf) + (size_t)n > OUTPUT_CAP) {
+			size_t room = OUTPUT_CAP - evbuffer_get_length(s->buf);
+
+			evbuffer_add(s->buf, buf, room);
+			s->dropped += (size_t)n - room;
+		} else {
+			evbuffer_add(s->buf, buf, (size_t)n);
+		}
+	}
+}
+
+static void
+stream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	stream_drain(arg);
+}
+
+/* Move a stream's text into a malloc'd string for a reply. */
+static char *
+stream_take(struct stream *s, size_t *len)
+{
+	char *text;
+	size_t n;
+
+	stream_drain(s);
+	if (s->dropped > 0) {
+		evbuffer_add_printf(s->buf, "\n[cohort: %zu more bytes of "
+				    "output dropped]\n", s->dropped);
+		s->dropped = 0;
+	}
+	n = evbuffer_get_length(s->buf);
+	text = xmalloc(n + 1);
+	evbuffer_remove(s->buf, text, n);
+	text[n] = '\0';
+	*len = n;
+	return text;
+}
+
+static void
+send_reply(struct reply_item *it)
+{
+	struct kernel_reply *r = &it->r;
+	size_t out_len, err_len;
+	char *out = stream_take(&io.out, &out_len);
+	char *err = stream_take(&io.err, &err_len);
+	struct msg m;
+
+	msg_init(&m, MSG_REPLY);
+	msg_set_int(&m, F_ID, (int64_t)it->task->id);
+	msg_set_str(&m, F_STATUS, r->ok ? "ok" : "error");
+	msg_set_strn(&m, F_STDOUT, out, out_len);
+	msg_set_strn(&m, F_STDERR, err, err_len);
+	msg_set_double(&m, F_ELAPSED, it->elapsed);
+	if (it->task->op == TASK_EXECUTE)
+		msg_set_int(&m, F_COUNT, r->execution_count);
+	if (r->result != NULL)
+		msg_set_str(&m, F_RESULT, r->result);
+	if (!r->ok) {
+		msg_set_str(&m, F_ENAME, r->ename ? r->ename : "Error");
+		msg_set_str(&m, F_EVALUE, r->evalue ? r->evalue : "");
+		if (r->traceback != NULL)
+			msg_set_str(&m, F_TRACEBACK, r->traceback);
+	}
+	if (io.conn != NULL)
+		conn_send_bytes(io.conn, &m, r->data, r->ok ? r->len : 0);
+	free(out);
+	free(err);
+}
+
+static void
+reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct reply_item *list, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pthread_mutex_lock(&io.lock);
+	list = io.replies;
+	io.replies = NULL;
+	io.replies_tail = &io.replies;
+	pthread_mutex_unlock(&io.lock);
+	for (; list != NULL; list = next) {
+		next = list->next;
+		send_reply(list);
+		kernel_reply_clear(&list->r);
+		task_free(list->task);
+		free(list);
+	}
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	event_base_loopbreak(io.base);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_error("the main thread is still busy %d s after the controller "
+		  "went away; exiting", EXIT_GRACE);
+	_exit(1);
+}
+
+static void
+on_ready(struct conn *c, void *arg)
+{
+	struct msg m;
+
+	(void)arg;
+	msg_init(&m, MSG_HELLO);
+	msg_set_int(&m, F_VERSION, PROTO_VERSION);
+	msg_set_str(&m, F_ROLE, "engine");
+	msg_set_int(&m, F_RANK, io.who.rank);
+	msg_set_int(&m, F_SIZE, io.who.size);
+	msg_set_int(&m, F_PID, io.who.pid);
+	msg_set_str(&m, F_HOST, io.who.host);
+	msg_set_str(&m, F_KERNEL, io.who.kernel);
+	msg_set_str(&m, F_JOB, io.who.job);
+	conn_send(c, &m, NULL);
+}
+
+static int
+task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
+{
+	struct task *t = xcalloc(1, sizeof(*t));
+
+	t->id = (uint64_t)m->id;
+	if (str_eq(m->op, "execute") && msg_has(m, F_CODE)) {
+		t->op = TASK_EXECUTE;
+		t->code = str_dup(m->code);
+		t->code_len = m->code.n;
+	} else if (str_eq(m->op, "push") && msg_has(m, F_NAME)) {
+		t->op = TASK_PUSH;
+		t->name = str_dup(m->name);
+		t->len = payload ? evbuffer_get_length(payload) : 0;
+		t->data = xmalloc(t->len);
+		if (t->len > 0)
+			evbuffer_remove(payload, t->data, t->len);
+	} else if (str_eq(m->op, "pull") && msg_has(m, F_NAME)) {
+		t->op = TASK_PULL;
+		t->name = str_dup(m->name);
+	} else {
+		task_free(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+static void
+on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
+{
+	struct task *t;
+
+	(void)arg;
+	switch (m->type) {
+	case MSG_WELCOME:
+		pthread_mutex_lock(&io.lock);
+		io.registered = true;
+		io.id = m->engine;
+		pthread_cond_broadcast(&io.cond);
+		pthread_mutex_unlock(&io.lock);
+		break;
+	case MSG_ERROR: {
+		char reason[600];
+
+		snprintf(reason, sizeof(reason), "controller refused: %.*s",
+			 (int)m->message.n, m->message.p);
+		log_error("%s", reason);
+		io_shutdown(reason);
+		break;
+	}
+	case MSG_TASK:
+		if (task_from_msg(m, payload, &t) < 0) {
+			struct msg r;
+
+			msg_init(&r, MSG_REPLY);
+			msg_set_int(&r, F_ID, m->id);
+			msg_set_str(&r, F_STATUS, "error");
+			msg_set_str(&r, F_ENAME, "ProtocolError");
+			msg_set_str(&r, F_EVALUE, "unsupported task");
+			conn_send(c, &r, NULL);
+			break;
+		}
+		pthread_mutex_lock(&io.lock);
+		*io.tasks_tail = t;
+		io.tasks_tail = &t->next;
+		pthread_cond_signal(&io.cond);
+		pthread_mutex_unlock(&io.lock);
+		break;
+	case MSG_PING: {
+		struct msg pong;
+
+		msg_init(&pong, MSG_PONG);
+		conn_send(c, &pong, NULL);
+		break;
+	}
+	default:
+		log_warnx("unexpected %s message from the controller",
+			  msg_type_name(m->type));
+		break;
+	}
+}
+
+static void
+on_lost(struct conn *c, const char *reason, void *arg)
+{
+	struct timeval tv = { EXIT_GRACE, 0 };
+	char text[700];
+
+	(void)c;
+	(void)arg;
+	io.conn = NULL;
+	snprintf(text, sizeof(text), "lost the controller: %s", reason);
+	if (io.registered)
+		log_warnx("%s; shutting down", text);
+	io_shutdown(text);
+	io.grace_ev = evtimer_new(io.base, grace_cb, NULL);
+	if (io.grace_ev != NULL)
+		evtimer_add(io.grace_ev, &tv);
+}
+
+static const struct conn_handlers handlers = {
+	.ready = on_ready,
+	.message = on_message,
+	.lost = on_lost,
+};
+
+static void *
+io_main(void *arg)
+{
+	(void)arg;
+	event_base_dispatch(io.base);
+	return NULL;
+}
+
+static int
+stream_init(struct stream *s, int fd, struct cohort_error *err)
+{
+	s->fd = fd;
+	s->buf = evbuffer_new();
+	s->ev = event_new(io.base, fd, EV_READ | EV_PERSIST, stream_cb, s);
+	if (s->buf == NULL || s->ev == NULL || event_add(s->ev, NULL) < 0)
+		return errprintf(err, "cannot watch the capture pipes");
+	return 0;
+}
+
+/* Start the I/O thread, connect, and wait for the controller's welcome. */
+int
+io_start(const struct cohort_conninfo *ci, const struct engine_identity *who,
+	 int out_rd, int err_rd, const struct kernel_ops *kernel, int64_t *id,
+	 struct cohort_error *err)
+{
+	sigset_t all, old;
+	int rc;
+
+	io.who = *who;
+	io.kernel = kernel;
+	pthread_mutex_init(&io.lock, NULL);
+	pthread_cond_init(&io.cond, NULL);
+	io.tasks_tail = &io.tasks;
+	io.replies_tail = &io.replies;
+	if (evthread_use_pthreads() < 0)
+		return errprintf(err, "libevent has no thread support");
+	io.base = event_base_new();
+	if (io.base == NULL)
+		return errprintf(err, "cannot create the event loop");
+	io.tls = tls_ctx_new(false, ci->ca, ci->cert, ci->key, err);
+	if (io.tls == NULL)
+		return -1;
+	if (stream_init(&io.out, out_rd, err) < 0 ||
+	    stream_init(&io.err, err_rd, err) < 0)
+		return -1;
+	io.reply_ev = event_new(io.base, -1, 0, reply_cb, NULL);
+	io.stop_ev = event_new(io.base, -1, 0, stop_cb, NULL);
+	if (io.reply_ev == NULL || io.stop_ev == NULL)
+		return errprintf(err, "cannot create events");
+	io.conn = conn_connect(io.base, io.tls, ci->ip, ci->port, &handlers,
+			       NULL, err);
+	if (io.conn == NULL)
+		return -1;
+	/* Signals (SIGINT for interrupts) belong to the main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&io.thread, NULL, io_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return errprintf(err, "cannot start the I/O thread: %s",
+				 strerror(rc));
+	pthread_mutex_lock(&io.lock);
+	while (!io.registered && !io.failed)
+		pthread_cond_wait(&io.cond, &io.lock);
+	pthread_mutex_unlock(&io.lock);
+	if (!io.registered)
+		return errprintf(err, "%s", io.reason);
+	*id = io.id;
+	return 0;
+}
+
+/* Wait for the next task; NULL once the engine must stop. */
+struct task *
+io_next_task(void)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&io.lock);
+	while (io.tasks == NULL && !io.stopping)
+		pthread_cond_wait(&io.cond, &io.lock);
+	t = io.tasks;
+	if (t != NULL && !io.stopping) {
+		io.tasks = t->next;
+		if (io.tasks == NULL)
+			io.tasks_tail = &io.tasks;
+		t->next = NULL;
+	} else {
+		t = NULL;
+	}
+	pthread_mutex_unlock(&io.lock);
+	return t;
+}
+
+/* Queue a reply for the I/O thread to send. */
+void
+io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
+{
+	struct reply_item *it = xcalloc(1, sizeof(*it));
+
+	it->task = t;
+	it->r = *r;
+	it->elapsed = elapsed;
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_lock(&io.lock);
+	*io.replies_tail = it;
+	io.replies_tail = &it->next;
+	pthread_mutex_unlock(&io.lock);
+	event_active(io.reply_ev, EV_TIMEOUT, 1);
+}
+
+/* Stop the I/O thread and free its state. */
+void
+io_stop(void)
+{
+	struct task *t;
+
+	event_active(io.stop_ev, EV_TIMEOUT, 1);
+	pthread_join(io.thread, NULL);
+	if (io.conn != NULL)
+		conn_close(io.conn);
+	while ((t = io.tasks) != NULL) {
+		io.tasks = t->next;
+		task_free(t);
+	}
+	event_free(io.reply_ev);
+	event_free(io.stop_ev);
+	if (io.grace_ev != NULL)
+		event_free(io.grace_ev);
+	event_free(io.out.ev);
+	event_free(io.err.ev);
+	evbuffer_free(io.out.buf);
+	evbuffer_free(io.err.buf);
+	event_base_free(io.base);
+	tls_ctx_free(io.tls);
+}

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* main.c - cohort-engine: one MPI rank running a kernel for the controller. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "cohort/profile.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: cohort-engine [--mpi] [--profile P] [--file CONNECTION_FILE]\n"
+		"                     [--log-level L]\n"
+		"\n"
+		"Run one Cohort engine: connect to the controller and run the code\n"
+		"it sends in an embedded Python kernel. Launch many with\n"
+		"  mpiexec -n 4 cohort-engine --mpi\n"
+		"\n"
+		"  --mpi            initialise MPI first; the engine id is the MPI rank\n"
+		"  --profile P      profile name or directory (default: default)\n"
+		"  --file F         connection file (default: the profile's engine.json)\n"
+		"  --log-level L    error, warn, info (default) or debug\n"
+		"  -h, --help       show this help\n"
+		"\n"
+		"User code runs in the directory the engine was started in.\n");
+}
+
+static void
+make_job_id(char *buf, size_t size)
+{
+	unsigned char r[8];
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		fatal("getrandom");
+	snprintf(buf, size, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
+		 r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+static void
+mpi_identity(struct engine_identity *who)
+{
+	int provided, rank, size, rc;
+
+	rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+	if (rc != MPI_SUCCESS)
+		fatalx("MPI_Init_thread failed (error %d)", rc);
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	who->rank = rank;
+	who->size = size;
+	/* Every rank of one job must tell the controller the same job id:
+	 * rank 0 draws it and broadcasts it. */
+	if (rank == 0)
+		make_job_id(who->job, sizeof(who->job));
+	rc = MPI_Bcast(who->job, sizeof(who->job), MPI_CHAR, 0,
+		       MPI_COMM_WORLD);
+	if (rc != MPI_SUCCESS)
+		fatalx("MPI_Bcast of the job id failed (error %d)", rc);
+	who->job[sizeof(who->job) - 1] = '\0';
+}
+
+static void
+run_task(const struct kernel_ops *k, struct task *t)
+{
+	struct kernel_reply r = { 0 };
+	double start = now_monotonic();
+
+	switch (t->op) {
+	case TASK_EXECUTE:
+		k->execute(t->code, t->code_len, &r);
+		break;
+	case TASK_PUSH:
+		k->push(t->name, t->data, t->len, &r);
+		break;
+	case TASK_PULL:
+		k->pull(t->name, &r);
+		break;
+	}
+	/* Everything the task wrote must be in the pipes before the I/O
+	 * thread drains them for this reply. */
+	k->flush();
+	fflush(NULL);
+	io_post_reply(t, &r, now_monotonic() - start);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mpi", no_argument, NULL, 'M' },
+		{ "profile", required_argument, NULL, 'p' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct kernel_ops *kernel = &kernel_python;
+	const char *profile = NULL, *file = NULL;
+	struct engine_identity who = { 0 };
+	struct cohort_conninfo ci;
+	struct cohort_error err;
+	char dir[4096], path[4200], prefix[64];
+	int use_mpi = 0, out_rd, err_rd, log_fd, ch;
+	enum log_level level;
+	struct task *t;
+	int64_t id;
+
+	log_init("cohort-engine", STDERR_FILENO);
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'M':
+			use_mpi = 1;
+			break;
+		case 'p':
+			profile = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'l':
+			if (log_parse_level(optarg, &level) < 0)
+				fatalx("bad --log-level '%s'", optarg);
+			log_set_level(level);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	/* MPI first, as the guide's engines do. */
+	if (use_mpi) {
+		mpi_identity(&who);
+	} else {
+		who.rank = 0;
+		who.size = 1;
+		make_job_id(who.job, sizeof(who.job));
+	}
+	snprintf(prefix, sizeof(prefix), "rank %lld", (long long)who.rank);
+	log_set_prefix(prefix);
+	who.pid = getpid();
+	who.kernel = kernel->name;
+	if (gethostname(who.host, sizeof(who.host)) < 0)
+		snprintf(who.host, sizeof(who.host), "unknown");
+	who.host[sizeof(who.host) - 1] = '\0';
+	signal(SIGPIPE, SIG_IGN);
+
+	if (file == NULL) {
+		if (cohort_profile_path(profile, dir, sizeof(dir), &err) < 0 ||
+		    cohort_conninfo_path(dir, COHORT_ROLE_ENGINE, path,
+					 sizeof(path), &err) < 0)
+			fatalx("%s", err.text);
+		file = path;
+	}
+	if (cohort_conninfo_read(file, &ci, &err) < 0)
+		fatalx("%s", err.text);
+	if (capture_start(&out_rd, &err_rd, &log_fd, &err) < 0)
+		fatalx("%s", err.text);
+	log_init("cohort-engine", log_fd);
+	log_route_libevent();
+	if (kernel->init(argv[0], &err) < 0)
+		fatalx("cannot start the %s kernel: %s", kernel->name,
+		       err.text);
+	if (io_start(&ci, &who, out_rd, err_rd, kernel, &id, &err) < 0)
+		fatalx("%s", err.text);
+	log_info("registered as engine %lld with the controller at %s:%d",
+		 (long long)id, ci.ip, ci.port);
+
+	while ((t = io_next_task()) != NULL)
+		run_task(kernel, t);
+
+	io_stop();
+	kernel->finalize();
+	if (use_mpi)
+		MPI_Finalize();
+	log_info("stopped");
+	return 0;
+}
