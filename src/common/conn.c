@@ -378,8 +378,17 @@ conn_send_bytes(struct conn *c, const struct msg *m, const void *data,
 static void
 conn_free(struct conn *c)
 {
-	if (c->bev != NULL)
+	SSL *ssl;
+
+	if (c->bev != NULL) {
+		/* Say goodbye (close_notify) if the socket takes it now. */
+		ssl = bufferevent_openssl_get_ssl(c->bev);
+		if (c->ready && ssl != NULL) {
+			bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+			SSL_shutdown(ssl);
+		}
 		bufferevent_free(c->bev);
+	}
 	free(c);
 }
 

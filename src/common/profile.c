@@ -98,7 +98,7 @@ ssl_errprintf(struct cohort_error *err, const char *fmt, ...)
 }
 
 static int
-path_join(char *buf, size_t size, const char *dir, const char *name,
+profile_join(char *buf, size_t size, const char *dir, const char *name,
 	  struct cohort_error *err)
 {
 	int n = snprintf(buf, size, "%s/%s", dir, name);
@@ -115,10 +115,10 @@ role_paths(const char *dir, enum cohort_role role, char *cert, char *key,
 	char name[64];
 
 	snprintf(name, sizeof(name), "%s.pem", cohort_role_name(role));
-	if (path_join(cert, size, dir, name, err) < 0)
+	if (profile_join(cert, size, dir, name, err) < 0)
 		return -1;
 	snprintf(name, sizeof(name), "%s-key.pem", cohort_role_name(role));
-	return path_join(key, size, dir, name, err);
+	return profile_join(key, size, dir, name, err);
 }
 
 /* Resolve a profile directory into buf. */
@@ -658,8 +658,8 @@ cohort_profile_ensure(const char *dir, struct cohort_error *err)
 	if (mkdir_parents(dir, err) < 0)
 		goto error;
 	lock_fd = lock_dir(dir);
-	if (path_join(ca_path, sizeof(ca_path), dir, "ca.pem", err) < 0 ||
-	    path_join(ca_key_path, sizeof(ca_key_path), dir, "ca-key.pem",
+	if (profile_join(ca_path, sizeof(ca_path), dir, "ca.pem", err) < 0 ||
+	    profile_join(ca_key_path, sizeof(ca_key_path), dir, "ca-key.pem",
 		      err) < 0)
 		goto error;
 
@@ -742,7 +742,7 @@ cohort_profile_check_perms(const char *dir, struct cohort_error *err)
 				 dir, (unsigned int)(st.st_mode & 07777), dir);
 	for (size_t i = 0; i < sizeof(profile_files) / sizeof(profile_files[0]);
 	     i++) {
-		if (path_join(path, sizeof(path), dir, profile_files[i], err) <
+		if (profile_join(path, sizeof(path), dir, profile_files[i], err) <
 		    0)
 			return -1;
 		if (stat(path, &st) < 0) {
@@ -771,7 +771,7 @@ cohort_conninfo_path(const char *dir, enum cohort_role role, char *buf,
 	if (role != COHORT_ROLE_ENGINE && role != COHORT_ROLE_CLIENT)
 		return errprintf(err, "the %s role has no connection file",
 				 cohort_role_name(role));
-	return path_join(buf, size, dir,
+	return profile_join(buf, size, dir,
 			 role == COHORT_ROLE_ENGINE ? "engine.json"
 						    : "client.json",
 			 err);

@@ -146,7 +146,8 @@ targets_format(const int64_t *ids, size_t n, char *buf, size_t size)
 			k = snprintf(part, sizeof(part), "%s%lld-%lld",
 				     i ? "," : "", (long long)ids[i],
 				     (long long)ids[j]);
-		if (k < 0 || len + (size_t)k + 4 > size) {
+		/* Keep room for "..." only while more parts follow. */
+		if (k < 0 || len + (size_t)k + (j + 1 < n ? 4 : 1) > size) {
 			if (len + 4 <= size)
 				memcpy(buf + len, "...", 4);
 			return buf;

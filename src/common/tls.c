@@ -65,6 +65,8 @@ tls_ctx_new(bool server, const char *ca, const char *cert, const char *key,
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				 SSL_MODE_ENABLE_PARTIAL_WRITE |
 				 SSL_MODE_RELEASE_BUFFERS);
+	/* A peer that closes without close_notify has simply gone away. */
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (server) {
 		/* Connections are long-lived; resumption buys nothing. */
 		SSL_CTX_set_num_tickets(t->ctx, 0);

@@ -123,3 +123,12 @@ fd_set_cloexec(int fd)
 		return -1;
 	return 0;
 }
+
+/* Join dir and name with '/' into buf; -1 if it does not fit. */
+int
+path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}

@@ -25,5 +25,7 @@ double now_monotonic(void);
 /* Set O_NONBLOCK / FD_CLOEXEC; -1 with errno on failure. */
 int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);
+/* Join dir and name with a slash into buf; -1 if it does not fit. */
+int path_join(char *buf, size_t size, const char *dir, const char *name);
 
 #endif

@@ -316,8 +316,19 @@ listen_on(const char *ip, int port, int *bound)
 	memset(&ss, 0, sizeof(ss));
 	snprintf(spec, sizeof(spec), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip,
 		 port);
-	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &slen) < 0)
-		fatalx("bad listen address '%s'", ip);
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+		slen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, ip,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+		slen = sizeof(struct sockaddr_in6);
+	} else {
+		fatalx("bad listen address '%s' (expected an IPv4 or IPv6 "
+		       "address)", ip);
+	}
 	ctl.listener = evconnlistener_new_bind(
 		ctl.base, accept_cb, NULL,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
@@ -349,9 +360,14 @@ write_conninfo(const char *ip, int port)
 
 		snprintf(ci.ip, sizeof(ci.ip), "%s", ip);
 		ci.port = port;
-		snprintf(ci.ca, sizeof(ci.ca), "%s/ca.pem", ctl.dir);
-		snprintf(ci.cert, sizeof(ci.cert), "%s/%s.pem", ctl.dir, name);
-		snprintf(ci.key, sizeof(ci.key), "%s/%s-key.pem", ctl.dir, name);
+		char certname[32], keyname[32];
+
+		snprintf(certname, sizeof(certname), "%s.pem", name);
+		snprintf(keyname, sizeof(keyname), "%s-key.pem", name);
+		if (path_join(ci.ca, sizeof(ci.ca), ctl.dir, "ca.pem") < 0 ||
+		    path_join(ci.cert, sizeof(ci.cert), ctl.dir, certname) < 0 ||
+		    path_join(ci.key, sizeof(ci.key), ctl.dir, keyname) < 0)
+			fatalx("profile path %s is too long", ctl.dir);
 		ci.controller_pid = getpid();
 		ci.version = PROTO_VERSION;
 		if (cohort_conninfo_path(ctl.dir, roles[i], path, 4200,
@@ -426,9 +442,10 @@ main(int argc, char **argv)
 	    cohort_profile_ensure(ctl.dir, &err) < 0 ||
 	    cohort_profile_check_perms(ctl.dir, &err) < 0)
 		fatalx("%s", err.text);
-	snprintf(ca, sizeof(ca), "%s/ca.pem", ctl.dir);
-	snprintf(cert, sizeof(cert), "%s/controller.pem", ctl.dir);
-	snprintf(key, sizeof(key), "%s/controller-key.pem", ctl.dir);
+	if (path_join(ca, sizeof(ca), ctl.dir, "ca.pem") < 0 ||
+	    path_join(cert, sizeof(cert), ctl.dir, "controller.pem") < 0 ||
+	    path_join(key, sizeof(key), ctl.dir, "controller-key.pem") < 0)
+		fatalx("profile path %s is too long", ctl.dir);
 	ctl.tls = tls_ctx_new(true, ca, cert, key, &err);
 	if (ctl.tls == NULL)
 		fatalx("%s", err.text);
