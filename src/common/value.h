@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* value.h - client-side values: from the command line to msgpack and back.
+ *
+ * A value is one msgpack object (see cohort/kernel.h): nil, bool, int,
+ * float, str, bin, array, map, or an n-dimensional array as extension type
+ * COHORT_EXT_NDARRAY. These functions do no network I/O.
+ */
+#ifndef COHORT_VALUE_H
+#define COHORT_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "cohort/error.h"
+
+/* Encode a command-line value into out (appended): a JSON literal
+ * ("3", "[1,2]", "{\"a\": 1}", "\"text\""), or @file.npy (numpy array),
+ * @file.json (JSON document) or @file.bin (bytes). Errors name the file
+ * and what is wrong ("no such file", "not a .npy file", "JSON error at
+ * line 1 column 3: ..."); nothing is sent by the caller on error. */
+int value_from_arg(const char *arg, msgpack_sbuffer *out,
+		   struct cohort_error *err);
+
+/* Write a value to path, by suffix: .npy (arrays only, and lists of
+ * numbers are refused with a clear message), .json (any value; arrays as
+ * nested lists, bin as base64 string), .bin (bin or str bytes, or an
+ * array's raw bytes). Unknown suffix: error. */
+int value_write_file(const void *data, size_t len, const char *path,
+		     struct cohort_error *err);
+
+/* Render a value as one short line of text, like numpy/Python reprs:
+ * 3, 2.5, 'text', b'..', None, True, [1, 2], {'a': 1},
+ * array([0.1, 0.2, ..., 0.9], shape=(100,), dtype=float64).
+ * Long values are elided to about max_chars. Returns malloc'd text; a
+ * malformed value renders as "<malformed value: reason>". */
+char *value_format(const void *data, size_t len, size_t max_chars);
+
+/* Convert a value to JSON (arrays become {"dtype": ..., "shape": [...],
+ * "data": nested lists}, bin becomes {"bytes_b64": ...}). NULL on error. */
+json_t *value_to_json(const void *data, size_t len, struct cohort_error *err);
+
+/* Split a value along its first axis into n contiguous parts whose sizes
+ * differ by at most one (earlier parts get the extra elements): an
+ * ndarray splits into ndarrays of the same dtype and trailing shape; a
+ * msgpack array into arrays. Each part is appended to parts[i] (which the
+ * caller has initialised). A scalar, a 0-d array or a map is an error. */
+int value_split(const void *data, size_t len, size_t n,
+		msgpack_sbuffer *parts, struct cohort_error *err);
+
+/* Concatenate n values along the first axis into out: ndarrays of equal
+ * dtype and trailing shape, or msgpack arrays. Mismatches are errors that
+ * say which part differs. */
+int value_concat(const void *const *data, const size_t *len, size_t n,
+		 msgpack_sbuffer *out, struct cohort_error *err);
+
+/* True if name is a valid Python identifier (ASCII letters, digits, '_',
+ * not starting with a digit, not a Python keyword). */
+bool value_name_ok(const char *name);
+
+#endif
