@@ -6,10 +6,12 @@
 
 #include "cli.h"
 
+extern const struct cmd_entry cmd_cluster_entry;
 extern const struct cmd_entry cmd_px_entry;
 extern const struct cmd_entry cmd_engines_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
+	&cmd_cluster_entry,
 	&cmd_engines_entry,
 	&cmd_px_entry,
 	NULL,
