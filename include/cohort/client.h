@@ -80,6 +80,38 @@ typedef void (*cohort_reply_fn)(const struct cohort_reply *r, void *arg);
 int cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		   cohort_reply_fn fn, void *arg, struct cohort_error *err);
 
+/* Run code on the targets (a wrapper of cohort_request). */
+int cohort_execute(struct cohort_client *c, const char *targets,
+		   const char *code, double timeout, cohort_reply_fn fn,
+		   void *arg, struct cohort_error *err);
+
+/* Bind name to a value (one msgpack object, see cohort/kernel.h) on every
+ * target. Returns as cohort_request. */
+int cohort_push(struct cohort_client *c, const char *targets,
+		const char *name, const void *data, size_t len,
+		cohort_reply_fn fn, void *arg, struct cohort_error *err);
+
+/* Fetch the value bound to name from each target: each reply carries the
+ * engine's encoded value in data/len. */
+int cohort_pull(struct cohort_client *c, const char *targets,
+		const char *name, cohort_reply_fn fn, void *arg,
+		struct cohort_error *err);
+
+/* Split an array value (ndarray or list) along its first axis across the
+ * targets in engine order, part sizes differing by at most one, and bind
+ * each part to name on its engine. One request: the controller slices
+ * the payload without decoding it. */
+int cohort_scatter(struct cohort_client *c, const char *targets,
+		   const char *name, const void *data, size_t len,
+		   cohort_reply_fn fn, void *arg, struct cohort_error *err);
+
+/* Pull name from the targets and concatenate the parts in engine order
+ * into *out (malloc'd, *outlen bytes: one msgpack value). Fails with err
+ * if any target fails (its reply is still passed to fn). */
+int cohort_gather(struct cohort_client *c, const char *targets,
+		  const char *name, void **out, size_t *outlen,
+		  cohort_reply_fn fn, void *arg, struct cohort_error *err);
+
 /* List registered engines into a malloc'd array (free() it). */
 int cohort_engines(struct cohort_client *c, struct cohort_engine **list,
 		   size_t *n, struct cohort_error *err);

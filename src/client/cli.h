@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "cohort/client.h"
 
 /* Options that every subcommand shares. */
@@ -46,7 +48,20 @@ struct px_reply {
 	char *status, *out, *err, *result, *ename, *evalue, *traceback;
 	int64_t count;
 	double elapsed;
+	void *data; /* pull: the encoded value, or NULL */
+	size_t len;
 };
+
+/* Replies gathered by collect_reply(). */
+struct px_collect {
+	struct px_reply *r;
+	size_t n, cap;
+};
+
+/* A cohort_reply_fn that appends to a struct px_collect. */
+void collect_reply(const struct cohort_reply *r, void *arg);
+/* Sort and free collected replies. */
+void collect_clear(struct px_collect *c);
 
 /* Copy a libcohort reply into an owned px_reply. */
 void px_reply_copy(struct px_reply *dst, const struct cohort_reply *src);
@@ -57,5 +72,12 @@ void px_replies_sort(struct px_reply *r, size_t n);
 void output_px_text(const struct px_reply *r, size_t n);
 /* Render replies as one JSON document to stdout. */
 void output_px_json(const struct px_reply *r, size_t n);
+/* Print the error (or dead/timeout) line of each failed reply; returns the
+ * number of failed replies. */
+size_t output_failures(const struct px_reply *r, size_t n);
+/* The per-engine reply as a JSON object (without value). */
+json_t *output_reply_json(const struct px_reply *r);
+/* Insert the engine id before the suffix: "out.npy", 2 -> "out.2.npy". */
+char *output_engine_path(const char *path, int64_t engine);
 
 #endif

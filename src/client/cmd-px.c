@@ -29,23 +29,6 @@ const struct cmd_entry cmd_px_entry = {
 	.exec = cmd_px_exec,
 };
 
-struct px_collect {
-	struct px_reply *r;
-	size_t n, cap;
-};
-
-static void
-collect(const struct cohort_reply *r, void *arg)
-{
-	struct px_collect *c = arg;
-
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 16;
-		c->r = xrealloc(c->r, c->cap * sizeof(*c->r));
-	}
-	px_reply_copy(&c->r[c->n++], r);
-}
-
 static char *
 read_all(FILE *f)
 {
@@ -120,13 +103,11 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		free(code);
 		return 1;
 	}
-	rc = cohort_request(c, &rq, collect, &col, &err);
+	rc = cohort_request(c, &rq, collect_reply, &col, &err);
 	cohort_disconnect(c);
 	free(code);
 	if (rc < 0) {
-		for (size_t i = 0; i < col.n; i++)
-			px_reply_clear(&col.r[i]);
-		free(col.r);
+		collect_clear(&col);
 		return cli_error("%s", err.text);
 	}
 	px_replies_sort(col.r, col.n);
@@ -134,8 +115,6 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		output_px_json(col.r, col.n);
 	else
 		output_px_text(col.r, col.n);
-	for (size_t i = 0; i < col.n; i++)
-		px_reply_clear(&col.r[i]);
-	free(col.r);
+	collect_clear(&col);
 	return rc == 0 ? 0 : 1;
 }

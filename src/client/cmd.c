@@ -7,13 +7,21 @@
 #include "cli.h"
 
 extern const struct cmd_entry cmd_cluster_entry;
+extern const struct cmd_entry cmd_gather_entry;
+extern const struct cmd_entry cmd_pull_entry;
+extern const struct cmd_entry cmd_push_entry;
 extern const struct cmd_entry cmd_px_entry;
+extern const struct cmd_entry cmd_scatter_entry;
 extern const struct cmd_entry cmd_engines_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_cluster_entry,
 	&cmd_engines_entry,
+	&cmd_gather_entry,
+	&cmd_pull_entry,
+	&cmd_push_entry,
 	&cmd_px_entry,
+	&cmd_scatter_entry,
 	NULL,
 };
 

@@ -16,6 +16,7 @@
 #include "proto.h"
 #include "targets.h"
 #include "util.h"
+#include "value.h"
 
 #define CONNECT_TIMEOUT 10.0
 
@@ -26,6 +27,7 @@ struct cohort_client {
 	struct tls_ctx *tls;
 	struct conn *conn;
 	enum client_state state;
+	bool tls_done;
 	char reason[600];
 	char addr[96];
 	uint64_t next_id;
@@ -44,9 +46,10 @@ struct cohort_client {
 static void
 on_ready(struct conn *conn, void *arg)
 {
+	struct cohort_client *c = arg;
 	struct msg m;
 
-	(void)arg;
+	c->tls_done = true;
 	msg_init(&m, MSG_HELLO);
 	msg_set_int(&m, F_VERSION, PROTO_VERSION);
 	msg_set_str(&m, F_ROLE, "client");
@@ -183,7 +186,15 @@ on_lost(struct conn *conn, const char *reason, void *arg)
 
 	(void)conn;
 	c->conn = NULL;
-	if (c->state == CS_CONNECTING)
+	if (c->state == CS_CONNECTING && c->tls_done)
+		/* TLS 1.3 servers judge the client certificate after the
+		 * client considers the handshake done: a refusal shows up
+		 * as the connection closing before the welcome. */
+		snprintf(c->reason, sizeof(c->reason),
+			 "the controller at %s refused this client (%s); is "
+			 "the client certificate from this profile's CA?",
+			 c->addr, reason);
+	else if (c->state == CS_CONNECTING)
 		snprintf(c->reason, sizeof(c->reason),
 			 "controller unreachable at %s: %s", c->addr, reason);
 	else
@@ -307,11 +318,26 @@ start_request(struct cohort_client *c, cohort_reply_fn fn, void *arg)
 	c->failed = false;
 }
 
+/* Send a prepared request message with an optional payload and wait for
+ * its completion. */
+static int
+send_and_wait(struct cohort_client *c, struct msg *m,
+	      struct evbuffer *payload, struct cohort_error *err)
+{
+	msg_set_int(m, F_ID, (int64_t)c->cur_id);
+	if (conn_send(c->conn, m, payload) < 0)
+		return errprintf(err, "cannot send the request");
+	if (run_until_done(c, err) < 0)
+		return -1;
+	return c->nfailed;
+}
+
 /* Send one request and deliver each engine's reply to fn. */
 int
 cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 	       cohort_reply_fn fn, void *arg, struct cohort_error *err)
 {
+	struct evbuffer *payload = NULL;
 	struct targets t;
 	struct msg m;
 	int rc;
@@ -324,7 +350,6 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		return -1;
 	start_request(c, fn, arg);
 	msg_init(&m, MSG_REQUEST);
-	msg_set_int(&m, F_ID, (int64_t)c->cur_id);
 	msg_set_str(&m, F_OP, rq->op);
 	if (!t.all)
 		msg_set_targets(&m, t.ids, t.n);
@@ -334,13 +359,237 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_str(&m, F_NAME, rq->name);
 	if (rq->timeout > 0)
 		msg_set_double(&m, F_TIMEOUT, rq->timeout);
-	rc = conn_send_bytes(c->conn, &m, rq->data, rq->data ? rq->len : 0);
+	if (rq->data != NULL && rq->len > 0) {
+		/* Referenced, not copied: the caller's buffer outlives the
+		 * call, which returns only when the request is done. */
+		payload = evbuffer_new();
+		if (payload == NULL ||
+		    evbuffer_add_reference(payload, rq->data, rq->len, NULL,
+					   NULL) < 0) {
+			targets_clear(&t);
+			if (payload != NULL)
+				evbuffer_free(payload);
+			return errprintf(err, "out of memory");
+		}
+	}
+	rc = send_and_wait(c, &m, payload, err);
 	targets_clear(&t);
-	if (rc < 0)
-		return errprintf(err, "cannot send the request");
-	if (run_until_done(c, err) < 0)
+	if (payload != NULL)
+		evbuffer_free(payload);
+	return rc;
+}
+
+/* Run code on targets. */
+int
+cohort_execute(struct cohort_client *c, const char *targets, const char *code,
+	       double timeout, cohort_reply_fn fn, void *arg,
+	       struct cohort_error *err)
+{
+	struct cohort_request rq = { .op = "execute", .targets = targets,
+				     .code = code, .timeout = timeout };
+
+	return cohort_request(c, &rq, fn, arg, err);
+}
+
+/* Push one value to targets. */
+int
+cohort_push(struct cohort_client *c, const char *targets, const char *name,
+	    const void *data, size_t len, cohort_reply_fn fn, void *arg,
+	    struct cohort_error *err)
+{
+	struct cohort_request rq = { .op = "push", .targets = targets,
+				     .name = name, .data = data, .len = len };
+
+	if (!value_name_ok(name))
+		return errprintf(err, "'%s' is not a valid name (use a "
+				 "Python identifier)", name);
+	return cohort_request(c, &rq, fn, arg, err);
+}
+
+/* Pull a value from targets. */
+int
+cohort_pull(struct cohort_client *c, const char *targets, const char *name,
+	    cohort_reply_fn fn, void *arg, struct cohort_error *err)
+{
+	struct cohort_request rq = { .op = "pull", .targets = targets,
+				     .name = name };
+
+	if (!value_name_ok(name))
+		return errprintf(err, "'%s' is not a valid name (use a "
+				 "Python identifier)", name);
+	return cohort_request(c, &rq, fn, arg, err);
+}
+
+/* Resolve a target spec to explicit ids: "all" means the live engines. */
+static int
+resolve_targets(struct cohort_client *c, const char *spec, struct targets *t,
+		struct cohort_error *err)
+{
+	struct cohort_engine *list;
+	size_t n;
+
+	if (targets_parse(spec, t, err) < 0)
 		return -1;
-	return c->nfailed;
+	if (!t->all)
+		return 0;
+	if (cohort_engines(c, &list, &n, err) < 0)
+		return -1;
+	t->all = false;
+	t->ids = xcalloc(n ? n : 1, sizeof(int64_t));
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].state, "dead") != 0)
+			t->ids[t->n++] = list[i].id;
+	free(list);
+	if (t->n == 0)
+		return errprintf(err, "no engines are registered with the "
+				 "controller");
+	return 0;
+}
+
+/* Split a value across targets and push one part to each. */
+int
+cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
+	       const void *data, size_t len, cohort_reply_fn fn, void *arg,
+	       struct cohort_error *err)
+{
+	msgpack_sbuffer *parts = NULL;
+	struct evbuffer *payload = NULL;
+	int64_t *sizes = NULL;
+	struct targets t = { 0 };
+	struct msg m;
+	int rc = -1;
+
+	if (c->conn == NULL)
+		return errprintf(err, "%s", c->reason);
+	if (!value_name_ok(name))
+		return errprintf(err, "'%s' is not a valid name (use a "
+				 "Python identifier)", name);
+	if (resolve_targets(c, targets, &t, err) < 0)
+		goto out;
+	parts = xcalloc(t.n, sizeof(*parts));
+	sizes = xcalloc(t.n, sizeof(*sizes));
+	for (size_t i = 0; i < t.n; i++)
+		msgpack_sbuffer_init(&parts[i]);
+	if (value_split(data, len, t.n, parts, err) < 0)
+		goto out;
+	payload = evbuffer_new();
+	if (payload == NULL) {
+		errprintf(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		sizes[i] = (int64_t)parts[i].size;
+		if (parts[i].size > 0 &&
+		    evbuffer_add_reference(payload, parts[i].data,
+					   parts[i].size, NULL, NULL) < 0) {
+			errprintf(err, "out of memory");
+			goto out;
+		}
+	}
+	start_request(c, fn, arg);
+	msg_init(&m, MSG_REQUEST);
+	msg_set_str(&m, F_OP, "scatter");
+	msg_set_str(&m, F_NAME, name);
+	msg_set_targets(&m, t.ids, t.n);
+	msg_set_parts(&m, sizes, t.n);
+	rc = send_and_wait(c, &m, payload, err);
+out:
+	if (payload != NULL)
+		evbuffer_free(payload);
+	for (size_t i = 0; parts != NULL && i < t.n; i++)
+		msgpack_sbuffer_destroy(&parts[i]);
+	free(parts);
+	free(sizes);
+	targets_clear(&t);
+	return rc;
+}
+
+struct gather_state {
+	cohort_reply_fn fn;
+	void *arg;
+	int64_t *ids;
+	size_t n;
+	void **data;
+	size_t *len;
+};
+
+static void
+gather_reply(const struct cohort_reply *r, void *arg)
+{
+	struct gather_state *g = arg;
+
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->ids[i] != r->engine || r->data == NULL)
+			continue;
+		g->data[i] = xmalloc(r->len);
+		memcpy(g->data[i], r->data, r->len);
+		g->len[i] = r->len;
+	}
+	if (g->fn != NULL)
+		g->fn(r, g->arg);
+}
+
+/* Pull parts from targets and concatenate them in engine order. */
+int
+cohort_gather(struct cohort_client *c, const char *targets, const char *name,
+	      void **out, size_t *outlen, cohort_reply_fn fn, void *arg,
+	      struct cohort_error *err)
+{
+	struct gather_state g = { .fn = fn, .arg = arg };
+	struct targets t = { 0 };
+	msgpack_sbuffer sb;
+	int rc = -1;
+
+	*out = NULL;
+	*outlen = 0;
+	msgpack_sbuffer_init(&sb);
+	if (!value_name_ok(name))
+		return errprintf(err, "'%s' is not a valid name (use a "
+				 "Python identifier)", name);
+	if (resolve_targets(c, targets, &t, err) < 0)
+		goto out;
+	g.ids = t.ids;
+	g.n = t.n;
+	g.data = xcalloc(t.n, sizeof(void *));
+	g.len = xcalloc(t.n, sizeof(size_t));
+	{
+		/* The explicit list, so "all" cannot change under us. */
+		struct cohort_request rq = { .op = "pull", .name = name };
+		char *list = xcalloc(t.n, 24);
+		size_t off = 0;
+
+		for (size_t i = 0; i < t.n; i++)
+			off += (size_t)sprintf(list + off, "%s%lld",
+					       i ? "," : "",
+					       (long long)t.ids[i]);
+		rq.targets = list;
+		rc = cohort_request(c, &rq, gather_reply, &g, err);
+		free(list);
+	}
+	if (rc != 0) {
+		if (rc > 0)
+			errprintf(err, "%d of %zu engines could not give "
+				  "'%s'", rc, t.n, name);
+		rc = -1;
+		goto out;
+	}
+	if (value_concat((const void *const *)g.data, g.len, t.n, &sb,
+			 err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	*out = sb.data;
+	*outlen = sb.size;
+	sb.data = NULL;
+	rc = 0;
+out:
+	msgpack_sbuffer_destroy(&sb);
+	for (size_t i = 0; g.data != NULL && i < t.n; i++)
+		free(g.data[i]);
+	free(g.data);
+	free(g.len);
+	targets_clear(&t);
+	return rc;
 }
 
 /* Fetch the engine registry. */

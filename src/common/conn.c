@@ -170,6 +170,10 @@ tls_error_text(struct bufferevent *bev, char *buf, size_t size)
 	while ((e = bufferevent_get_openssl_error(bev)) != 0 && n + 2 < size) {
 		char one[256];
 
+		/* libevent also queues its own SSL_get_error() codes (library
+		 * 0); they say nothing a reader can use. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		ERR_error_string_n(e, one, sizeof(one));
 		n += snprintf(buf + n, size - n, "%s%s", n ? "; " : "", one);
 	}

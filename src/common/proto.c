@@ -7,7 +7,7 @@
 #include "proto.h"
 #include "util.h"
 
-enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_ENGINES };
+enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_PARTS, FT_ENGINES };
 
 struct field {
 	const char *key;
@@ -49,6 +49,7 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_NFAILED] = FLD("nfailed", FT_INT, nfailed),
 	[F_ENGINES] = FLD("engines", FT_ENGINES, engines),
 	[F_UPTIME] = FLD("uptime", FT_DOUBLE, uptime),
+	[F_PARTS] = FLD("parts", FT_PARTS, parts),
 };
 
 #define BIT(f) (1ull << (f))
@@ -111,6 +112,7 @@ msg_clear(struct msg *m)
 	if (m->decoded) {
 		msgpack_unpacked_destroy(&m->unpacked);
 		free(m->targets);
+		free(m->parts);
 		free(m->engines);
 		free(m->raw);
 	}
@@ -158,6 +160,15 @@ msg_set_targets(struct msg *m, int64_t *targets, size_t n)
 	m->targets = targets;
 	m->ntarget_list = n;
 	m->has |= BIT(F_TARGETS);
+}
+
+/* Set the scatter part sizes (borrowed). */
+void
+msg_set_parts(struct msg *m, int64_t *parts, size_t n)
+{
+	m->parts = parts;
+	m->nparts = n;
+	m->has |= BIT(F_PARTS);
 }
 
 /* Set the engine listing (borrowed). */
@@ -237,10 +248,17 @@ msg_encode(const struct msg *m, msgpack_sbuffer *sbuf)
 			break;
 		}
 		case FT_TARGETS:
-			msgpack_pack_array(&pk, m->ntarget_list);
-			for (size_t i = 0; i < m->ntarget_list; i++)
-				msgpack_pack_int64(&pk, m->targets[i]);
+		case FT_PARTS: {
+			const int64_t *v = fields[f].type == FT_TARGETS
+						   ? m->targets : m->parts;
+			size_t len = fields[f].type == FT_TARGETS
+					     ? m->ntarget_list : m->nparts;
+
+			msgpack_pack_array(&pk, len);
+			for (size_t i = 0; i < len; i++)
+				msgpack_pack_int64(&pk, v[i]);
 			break;
+		}
 		case FT_ENGINES:
 			msgpack_pack_array(&pk, m->nengines);
 			for (size_t i = 0; i < m->nengines; i++)
@@ -360,22 +378,29 @@ decode_field(struct msg *m, enum msg_field f, const msgpack_object *v,
 					 key);
 		break;
 	case FT_TARGETS:
+	case FT_PARTS: {
+		int64_t **list = fields[f].type == FT_TARGETS ? &m->targets
+							      : &m->parts;
+		size_t *n = fields[f].type == FT_TARGETS ? &m->ntarget_list
+							 : &m->nparts;
+
 		if (v->type != MSGPACK_OBJECT_ARRAY)
 			return errprintf(err, "field '%s' must be an array",
 					 key);
 		if (v->via.array.size > PROTO_MAX_LIST)
 			return errprintf(err, "field '%s' lists too many "
-					 "targets (%u)", key,
+					 "values (%u)", key,
 					 v->via.array.size);
-		free(m->targets);
-		m->targets = xcalloc(v->via.array.size, sizeof(int64_t));
-		m->ntarget_list = v->via.array.size;
+		free(*list);
+		*list = xcalloc(v->via.array.size, sizeof(int64_t));
+		*n = v->via.array.size;
 		for (uint32_t i = 0; i < v->via.array.size; i++)
-			if (get_int(&v->via.array.ptr[i], &m->targets[i]) < 0 ||
-			    m->targets[i] < 0)
+			if (get_int(&v->via.array.ptr[i], &(*list)[i]) < 0 ||
+			    (*list)[i] < 0)
 				return errprintf(err, "field '%s' must hold "
 						 "non-negative integers", key);
 		break;
+	}
 	case FT_ENGINES:
 		if (v->type != MSGPACK_OBJECT_ARRAY)
 			return errprintf(err, "field '%s' must be an array",

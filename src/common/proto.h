@@ -68,6 +68,7 @@ enum msg_field {
 	F_NFAILED,  /* "nfailed"   int   done: how many did not succeed */
 	F_ENGINES,  /* "engines"   [map] registry listing */
 	F_UPTIME,   /* "uptime"    float seconds */
+	F_PARTS,    /* "parts"     [int] scatter: payload bytes per target */
 	F_FIELD_MAX
 };
 
@@ -96,6 +97,8 @@ struct msg {
 	struct str out, err, result, ename, evalue, traceback, message;
 	int64_t *targets;
 	size_t ntarget_list;
+	int64_t *parts;
+	size_t nparts;
 	struct msg_engine *engines;
 	size_t nengines;
 
@@ -126,6 +129,7 @@ void msg_set_str(struct msg *m, enum msg_field f, const char *s);
 void msg_set_strn(struct msg *m, enum msg_field f, const char *s, size_t n);
 /* Borrow a list of targets / engines for encoding. */
 void msg_set_targets(struct msg *m, int64_t *targets, size_t n);
+void msg_set_parts(struct msg *m, int64_t *parts, size_t n);
 void msg_set_engines(struct msg *m, struct msg_engine *engines, size_t n);
 
 /* Encode a message into sbuf (appended). -1 only on allocation failure. */

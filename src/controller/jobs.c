@@ -145,6 +145,18 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 	} else if (str_eq(m->op, "pull")) {
 		if (!msg_has(m, F_NAME))
 			return snprintf(why, n, "pull needs a name"), -1;
+	} else if (str_eq(m->op, "scatter")) {
+		uint64_t total = 0;
+
+		if (!msg_has(m, F_NAME) || !msg_has(m, F_TARGETS) ||
+		    !msg_has(m, F_PARTS) || m->nparts != m->ntarget_list)
+			return snprintf(why, n, "scatter needs a name, targets "
+					"and one part size per target"), -1;
+		for (size_t i = 0; i < m->nparts; i++)
+			total += (uint64_t)m->parts[i];
+		if (total != (payload ? evbuffer_get_length(payload) : 0))
+			return snprintf(why, n, "scatter part sizes do not add "
+					"up to the payload"), -1;
 	} else {
 		return snprintf(why, n, "unknown operation '%.*s'",
 				(int)(m->op.n > 32 ? 32 : m->op.n), m->op.p),
@@ -164,6 +176,7 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	size_t n;
 	struct job *j;
 	struct msg task;
+	bool scatter;
 
 	if (check_request(m, payload, why, sizeof(why)) < 0) {
 		peer_send_error(client, m->id, "%s", why);
@@ -212,21 +225,38 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	free(ids);
 
 	/* The task is the request with the job id in place of the client's
-	 * request id; the payload is referenced by every target's output. */
+	 * request id; the payload is referenced by every target's output.
+	 * A scatter is a push of one slice of the payload to each target:
+	 * slices are cut by moving buffer chains, never by decoding. */
 	task = *m;
 	task.type = MSG_TASK;
-	task.has &= ~(1ull << F_TARGETS);
+	task.has &= ~((1ull << F_TARGETS) | (1ull << F_PARTS));
 	task.id = (int64_t)j->id;
+	scatter = str_eq(m->op, "scatter");
+	if (scatter)
+		msg_set_str(&task, F_OP, "push");
 	for (size_t i = 0; i < n; i++) {
 		struct job_target *t = &j->targets[i];
 		struct engine *e = registry_get(t->engine);
+		struct evbuffer *part = payload;
+		int rc = -1;
 
+		if (scatter) {
+			part = evbuffer_new();
+			if (part != NULL)
+				evbuffer_remove_buffer(payload, part,
+						       (size_t)m->parts[i]);
+		}
+		if (e->state != ENGINE_DEAD && (!scatter || part != NULL))
+			rc = conn_send(e->peer->conn, &task, part);
+		if (scatter && part != NULL)
+			evbuffer_free(part);
 		if (e->state == ENGINE_DEAD) {
 			job_answer(j, t, "dead", "EngineDead",
 				   "the engine is dead");
 			continue;
 		}
-		if (conn_send(e->peer->conn, &task, payload) < 0) {
+		if (rc < 0) {
 			job_answer(j, t, "dead", "EngineDead",
 				   "cannot send to the engine");
 			continue;

@@ -151,8 +151,9 @@ handle_hello(struct peer *p, struct msg *m)
 	/* The certificate, not the hello, decides what a peer may be. */
 	if (strcmp(cn, cohort_role_cn(role)) != 0) {
 		snprintf(why, sizeof(why), "certificate '%s' cannot be used "
-			 "by an %s (needs '%s')", cn, cohort_role_name(role),
-			 cohort_role_cn(role));
+			 "by a%s %s (needs '%s')", cn,
+			 role == COHORT_ROLE_ENGINE ? "n" : "",
+			 cohort_role_name(role), cohort_role_cn(role));
 		peer_refuse(p, why);
 		return;
 	}
@@ -233,7 +234,11 @@ on_lost(struct conn *c, const char *reason, void *arg)
 		jobs_engine_dead(p->engine, reason);
 		break;
 	case PEER_CLIENT:
-		log_debug("client %s gone: %s", conn_peer(c), reason);
+		/* A client leaving is routine; a protocol error is not. */
+		if (strncmp(reason, "protocol error", 14) == 0)
+			log_warnx("client %s gone: %s", conn_peer(c), reason);
+		else
+			log_debug("client %s gone: %s", conn_peer(c), reason);
 		jobs_client_gone(p);
 		break;
 	default:

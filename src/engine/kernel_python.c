@@ -13,6 +13,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h> /* first: it sets the feature-test macros */
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,96 +31,99 @@
 #define HELPER_FILE "<cohort-kernel>"
 
 static const char helper_src[] =
-	"import ast, keyword, linecache, math, os, sys, traceback\n"
-	"HERE = '" HELPER_FILE "'\n"
-	"DTYPES = frozenset('|b1 |i1 |u1 <i2 <u2 <i4 <u4 <i8 <u8 <f4 <f8 <c8 "
-	"<c16'.split())\n"
-	"def setup(argv0):\n"
-	"    sys.argv = [argv0]\n"
-	"    sys.path.insert(0, '')\n"
-	/* Embedded, sys.executable is guessed from PATH and may name another
-	 * Python (pyenv); name the one we are linked against instead. */
-	"    exe = os.path.join(sys.base_prefix, 'bin',\n"
-	"                       'python%d.%d' % sys.version_info[:2])\n"
-	"    if os.access(exe, os.X_OK):\n"
-	"        sys.executable = exe\n"
-	"def run(src, fname, ns):\n"
-	"    linecache.cache[fname] = (len(src), None, src.splitlines(True),\n"
-	"                              fname)\n"
-	"    try:\n"
-	"        tree = ast.parse(src, fname)\n"
-	"        last = None\n"
-	"        if tree.body and isinstance(tree.body[-1], ast.Expr):\n"
-	"            last = ast.Expression(tree.body.pop().value)\n"
-	"            last = compile(last, fname, 'eval')\n"
-	"        body = compile(tree, fname, 'exec')\n"
-	"    except (SyntaxError, ValueError) as e:\n"
-	"        raise e.with_traceback(None)\n" /* no frames of ast.py */
-	"    exec(body, ns)\n"
-	"    if last is None:\n"
-	"        return None\n"
-	"    value = eval(last, ns)\n"
-	"    if value is None:\n"
-	"        return None\n"
-	"    ns['_'] = value\n"
-	"    return repr(value)\n"
-	"def describe(e, full):\n"
-	"    tb = e.__traceback__\n"
-	"    while tb is not None and tb.tb_frame.f_code.co_filename == HERE:\n"
-	"        tb = tb.tb_next\n"
-	"    try:\n"
-	"        evalue = str(e)\n"
-	"    except BaseException:\n"
-	"        evalue = '<unprintable %s object>' % type(e).__name__\n"
-	"    text = None\n"
-	"    if full:\n"
-	"        sys.last_type, sys.last_value, sys.last_traceback = \\\n"
-	"            type(e), e, tb\n"
-	"        try:\n"
-	"            text = ''.join(traceback.format_exception(type(e), e, tb))\n"
-	"        except BaseException:\n"
-	"            pass\n"
-	"    return type(e).__name__, evalue, text\n"
-	"def flush():\n"
-	"    for f in (sys.stdout, sys.stderr):\n"
-	"        try:\n"
-	"            f.flush()\n"
-	"        except BaseException:\n"
-	"            pass\n"
-	"def check_name(name):\n"
-	"    if not name.isidentifier() or keyword.iskeyword(name):\n"
-	"        raise ValueError('invalid name %r' % name)\n"
-	"def no_form(name, o):\n"
-	"    try:\n"
-	"        r = repr(o)\n"
-	"    except BaseException:\n"
-	"        r = '<unrepresentable object>'\n"
-	"    if len(r) > 200:\n"
-	"        r = r[:200] + '...'\n"
-	"    raise TypeError('cannot pull %r: values of type %s have no '\n"
-	"                    'msgpack form: %s' % (name, type(o).__name__, r))\n"
-	"def pull_array(name, a):\n"
-	"    dt = a.dtype\n"
-	"    if dt.byteorder == '>':\n"
-	"        dt = dt.newbyteorder('<')\n"
-	"    if dt.str not in DTYPES:\n"
-	"        raise TypeError('cannot pull %r: arrays of dtype %s have no '\n"
-	"                        'msgpack form' % (name, a.dtype))\n"
-	"    if a.dtype != dt or not a.flags.c_contiguous:\n"
-	"        a = a.astype(dt, order='C')\n" /* the one copy */
-	"    return dt.str, a.shape, a\n"
-	"def new_array(hdr, nbytes):\n"
-	"    import numpy\n"
-	"    if not (type(hdr) is list and len(hdr) == 2 and\n"
-	"            type(hdr[0]) is str and type(hdr[1]) is list and\n"
-	"            all(type(n) is int and n >= 0 for n in hdr[1])):\n"
-	"        raise ValueError('malformed array value')\n"
-	"    if hdr[0] not in DTYPES:\n"
-	"        raise ValueError('unsupported array dtype %r' % hdr[0])\n"
-	"    dt = numpy.dtype(hdr[0])\n"
-	"    if math.prod(hdr[1]) * dt.itemsize != nbytes:\n"
-	"        raise ValueError('malformed array value')\n"
-	"    return numpy.empty(hdr[1], dt)\n";
+    "import ast, keyword, linecache, math, os, signal, sys, traceback\n"
+    "HERE = '" HELPER_FILE "'\n"
+    "DTYPES = frozenset('|b1 |i1 |u1 <i2 <u2 <i4 <u4 <i8 <u8 <f4 <f8 <c8 "
+    "<c16'.split())\n"
+    "def setup(argv0):\n"
+    "    sys.argv = [argv0]\n"
+    "    sys.path.insert(0, '')\n"
+    /* Python leaves SIGINT alone if it was ignored at start (engines
+     * started in the background) or already handled by the engine. */
+    "    signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    /* Embedded, sys.executable is guessed from PATH and may name another
+     * Python (pyenv); name the one we are linked against instead. */
+    "    exe = os.path.join(sys.base_prefix, 'bin',\n"
+    "                       'python%d.%d' % sys.version_info[:2])\n"
+    "    if os.access(exe, os.X_OK):\n"
+    "        sys.executable = exe\n"
+    "def run(src, fname, ns):\n"
+    "    linecache.cache[fname] = (len(src), None, src.splitlines(True),\n"
+    "                              fname)\n"
+    "    try:\n"
+    "        tree = ast.parse(src, fname)\n"
+    "        last = None\n"
+    "        if tree.body and isinstance(tree.body[-1], ast.Expr):\n"
+    "            last = ast.Expression(tree.body.pop().value)\n"
+    "            last = compile(last, fname, 'eval')\n"
+    "        body = compile(tree, fname, 'exec')\n"
+    "    except (SyntaxError, ValueError) as e:\n"
+    "        raise e.with_traceback(None)\n" /* no frames of ast.py */
+    "    exec(body, ns)\n"
+    "    if last is None:\n"
+    "        return None\n"
+    "    value = eval(last, ns)\n"
+    "    if value is None:\n"
+    "        return None\n"
+    "    ns['_'] = value\n"
+    "    return repr(value)\n"
+    "def describe(e, full):\n"
+    "    tb = e.__traceback__\n"
+    "    while tb is not None and tb.tb_frame.f_code.co_filename == HERE:\n"
+    "        tb = tb.tb_next\n"
+    "    try:\n"
+    "        evalue = str(e)\n"
+    "    except BaseException:\n"
+    "        evalue = '<unprintable %s object>' % type(e).__name__\n"
+    "    text = None\n"
+    "    if full:\n"
+    "        sys.last_type, sys.last_value, sys.last_traceback = \\\n"
+    "            type(e), e, tb\n"
+    "        try:\n"
+    "            text = ''.join(traceback.format_exception(type(e), e, tb))\n"
+    "        except BaseException:\n"
+    "            pass\n"
+    "    return type(e).__name__, evalue, text\n"
+    "def flush():\n"
+    "    for f in (sys.stdout, sys.stderr):\n"
+    "        try:\n"
+    "            f.flush()\n"
+    "        except BaseException:\n"
+    "            pass\n"
+    "def check_name(name):\n"
+    "    if not name.isidentifier() or keyword.iskeyword(name):\n"
+    "        raise ValueError('invalid name %r' % name)\n"
+    "def no_form(name, o):\n"
+    "    try:\n"
+    "        r = repr(o)\n"
+    "    except BaseException:\n"
+    "        r = '<unrepresentable object>'\n"
+    "    if len(r) > 200:\n"
+    "        r = r[:200] + '...'\n"
+    "    raise TypeError('cannot pull %r: values of type %s have no '\n"
+    "                    'msgpack form: %s' % (name, type(o).__name__, r))\n"
+    "def pull_array(name, a):\n"
+    "    dt = a.dtype\n"
+    "    if dt.byteorder == '>':\n"
+    "        dt = dt.newbyteorder('<')\n"
+    "    if dt.str not in DTYPES:\n"
+    "        raise TypeError('cannot pull %r: arrays of dtype %s have no '\n"
+    "                        'msgpack form' % (name, a.dtype))\n"
+    "    if a.dtype != dt or not a.flags.c_contiguous:\n"
+    "        a = a.astype(dt, order='C')\n" /* the one copy */
+    "    return dt.str, a.shape, a\n"
+    "def new_array(hdr, nbytes):\n"
+    "    import numpy\n"
+    "    if not (type(hdr) is list and len(hdr) == 2 and\n"
+    "            type(hdr[0]) is str and type(hdr[1]) is list and\n"
+    "            all(type(n) is int and n >= 0 for n in hdr[1])):\n"
+    "        raise ValueError('malformed array value')\n"
+    "    if hdr[0] not in DTYPES:\n"
+    "        raise ValueError('unsupported array dtype %r' % hdr[0])\n"
+    "    dt = numpy.dtype(hdr[0])\n"
+    "    if math.prod(hdr[1]) * dt.itemsize != nbytes:\n"
+    "        raise ValueError('malformed array value')\n"
+    "    return numpy.empty(hdr[1], dt)\n";
 
 enum helper {
 	H_SETUP,
@@ -132,16 +138,18 @@ enum helper {
 };
 
 static const char *const helper_names[H_COUNT] = {
-	"setup",  "run",     "describe",   "flush",
-	"check_name", "no_form", "pull_array", "new_array",
+    "setup",      "run",     "describe",   "flush",
+    "check_name", "no_form", "pull_array", "new_array",
 };
 
 static PyThreadState *main_tstate; /* saved between calls; NULL if down */
-static PyObject *main_ns;	   /* __main__.__dict__ */
+static PyObject *main_ns;          /* __main__.__dict__ */
 static PyObject *helper_ns;
 static PyObject *helper[H_COUNT];
 static PyObject *np_ndarray, *np_generic, *np_float32;
 static int execution_count;
+static pthread_t main_thread; /* where Python runs */
+static atomic_int kernel_up;  /* set: SIGINT goes to Python's handler */
 
 /* A malloc'd UTF-8 copy of a str (NULL for anything else or on failure). */
 static char *
@@ -167,14 +175,15 @@ static void
 reply_error(struct kernel_reply *r, int full)
 {
 	PyObject *type, *value, *tb, *d = NULL;
-	const char *tname;
+	const char *tname, *dot;
 
 	PyErr_Fetch(&type, &value, &tb);
 	PyErr_NormalizeException(&type, &value, &tb);
 	if (value && tb)
 		PyException_SetTraceback(value, tb);
 	if (value)
-		d = PyObject_CallFunction(helper[H_DESCRIBE], "Oi", value, full);
+		d = PyObject_CallFunction(helper[H_DESCRIBE], "Oi", value,
+		                          full);
 	if (d && PyTuple_Check(d) && PyTuple_GET_SIZE(d) == 3) {
 		r->ename = str_dup(PyTuple_GET_ITEM(d, 0));
 		r->evalue = str_dup(PyTuple_GET_ITEM(d, 1));
@@ -183,10 +192,11 @@ reply_error(struct kernel_reply *r, int full)
 	PyErr_Clear();
 	/* describe() can itself fail (a late interrupt): keep the type. */
 	if (!r->ename) {
-		tname = type && PyType_Check(type) ?
-			((PyTypeObject *)type)->tp_name : "SystemError";
-		r->ename = strdup(strrchr(tname, '.') ? strrchr(tname, '.') + 1 :
-							 tname);
+		tname = type && PyType_Check(type)
+		            ? ((PyTypeObject *)type)->tp_name
+		            : "SystemError";
+		dot = strrchr(tname, '.'); /* "numpy.linalg.LinAlgError" */
+		r->ename = strdup(dot ? dot + 1 : tname);
 	}
 	if (!r->evalue)
 		r->evalue = strdup("");
@@ -222,8 +232,7 @@ struct pull {
 	PyObject *key; /* the pulled name, for messages */
 };
 
-static int
-pack_obj(struct pull *p, PyObject *o, int depth);
+static int pack_obj(struct pull *p, PyObject *o, int depth);
 
 /* msgpack-c returns -1 only when the sbuffer cannot grow. */
 static int
@@ -242,8 +251,9 @@ len_check(struct pull *p, size_t n)
 {
 	if (n > UINT32_MAX) {
 		PyErr_Format(PyExc_ValueError,
-			     "cannot pull %R: %zu elements or bytes are too "
-			     "many for msgpack", p->key, n);
+		             "cannot pull %R: %zu elements or bytes are too "
+		             "many for msgpack",
+		             p->key, n);
 		return -1;
 	}
 	return 0;
@@ -253,11 +263,15 @@ static int
 too_deep(PyObject *key)
 {
 	if (key)
-		PyErr_Format(PyExc_ValueError, "cannot pull %R: value nested "
-			     "deeper than %d levels", key, VALUE_MAX_DEPTH);
+		PyErr_Format(PyExc_ValueError,
+		             "cannot pull %R: value nested "
+		             "deeper than %d levels",
+		             key, VALUE_MAX_DEPTH);
 	else
-		PyErr_Format(PyExc_ValueError, "value nested deeper than %d "
-			     "levels", VALUE_MAX_DEPTH);
+		PyErr_Format(PyExc_ValueError,
+		             "value nested deeper than %d "
+		             "levels",
+		             VALUE_MAX_DEPTH);
 	return -1;
 }
 
@@ -308,7 +322,7 @@ pack_long(struct pull *p, PyObject *o)
 		PyErr_Clear();
 	}
 	PyErr_Format(PyExc_OverflowError,
-		     "cannot pull %R: int does not fit in 64 bits", p->key);
+	             "cannot pull %R: int does not fit in 64 bits", p->key);
 	return -1;
 }
 
@@ -361,12 +375,14 @@ pack_seq(struct pull *p, PyObject *o, int depth)
 		/* Only numpy (array subclasses) runs Python code during a
 		 * pull, but a list that shrinks must not be read past. */
 		if (i >= Py_SIZE(o)) {
-			PyErr_Format(PyExc_RuntimeError, "cannot pull %R: list "
-				     "changed size during pull", p->key);
+			PyErr_Format(PyExc_RuntimeError,
+			             "cannot pull %R: list "
+			             "changed size during pull",
+			             p->key);
 			return -1;
 		}
-		item = PyList_Check(o) ? PyList_GET_ITEM(o, i) :
-					 PyTuple_GET_ITEM(o, i);
+		item = PyList_Check(o) ? PyList_GET_ITEM(o, i)
+		                       : PyTuple_GET_ITEM(o, i);
 		Py_INCREF(item);
 		rc = pack_obj(p, item, depth + 1);
 		Py_DECREF(item);
@@ -390,9 +406,10 @@ pack_dict(struct pull *p, PyObject *o, int depth)
 		return -1;
 	while (rc == 0 && i < n && PyDict_Next(o, &pos, &k, &v)) {
 		if (!PyUnicode_Check(k)) {
-			PyErr_Format(PyExc_TypeError, "cannot pull %R: dict "
-				     "keys must be str, not %s", p->key,
-				     Py_TYPE(k)->tp_name);
+			PyErr_Format(PyExc_TypeError,
+			             "cannot pull %R: dict "
+			             "keys must be str, not %s",
+			             p->key, Py_TYPE(k)->tp_name);
 			return -1;
 		}
 		Py_INCREF(k);
@@ -406,8 +423,8 @@ pack_dict(struct pull *p, PyObject *o, int depth)
 	}
 	if (rc == 0 && (i != n || PyDict_GET_SIZE(o) != n)) {
 		PyErr_Format(PyExc_RuntimeError,
-			     "cannot pull %R: dict changed size during pull",
-			     p->key);
+		             "cannot pull %R: dict changed size during pull",
+		             p->key);
 		return -1;
 	}
 	return rc;
@@ -417,7 +434,7 @@ static int
 no_form(struct pull *p, PyObject *o)
 {
 	Py_XDECREF(PyObject_CallFunctionObjArgs(helper[H_NO_FORM], p->key, o,
-						NULL)); /* always raises */
+	                                        NULL)); /* always raises */
 	return -1;
 }
 
@@ -438,10 +455,10 @@ pack_ndarray(struct pull *p, PyObject *o, int depth)
 	if (depth >= VALUE_MAX_DEPTH)
 		return too_deep(p->key);
 	/* (descr, shape, a little-endian C-contiguous array) */
-	t = PyObject_CallFunctionObjArgs(helper[H_PULL_ARRAY], p->key, o,
-					 NULL);
-	if (!t || !PyArg_ParseTuple(t, "s#O!O", &descr, &dlen, &PyTuple_Type,
-				    &shape, &arr) ||
+	t = PyObject_CallFunctionObjArgs(helper[H_PULL_ARRAY], p->key, o, NULL);
+	if (!t ||
+	    !PyArg_ParseTuple(t, "s#O!O", &descr, &dlen, &PyTuple_Type, &shape,
+	                      &arr) ||
 	    PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS) < 0) {
 		Py_XDECREF(t);
 		return -1;
@@ -449,9 +466,10 @@ pack_ndarray(struct pull *p, PyObject *o, int depth)
 	msgpack_sbuffer_init(&hs);
 	msgpack_packer_init(&hp, &hs, msgpack_sbuffer_write);
 	if (pk_check(msgpack_pack_array(&hp, 2)) < 0 ||
-	    pk_check(msgpack_pack_str_with_body(&hp, descr, (size_t)dlen)) < 0 ||
+	    pk_check(msgpack_pack_str_with_body(&hp, descr, (size_t)dlen)) <
+	        0 ||
 	    pk_check(msgpack_pack_array(&hp, (size_t)PyTuple_GET_SIZE(shape))) <
-		    0)
+	        0)
 		goto out;
 	for (i = 0; i < PyTuple_GET_SIZE(shape); i++) {
 		d = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape, i));
@@ -465,8 +483,8 @@ pack_ndarray(struct pull *p, PyObject *o, int depth)
 	    pk_check(msgpack_pack_ext_body(&p->pk, hs.data, hs.size)) < 0)
 		goto out;
 	rc = view.len ? pk_check(msgpack_pack_ext_body(&p->pk, view.buf,
-						       (size_t)view.len))
-		      : 0;
+	                                               (size_t)view.len))
+	              : 0;
 out:
 	msgpack_sbuffer_destroy(&hs);
 	PyBuffer_Release(&view);
@@ -485,8 +503,8 @@ pack_npscalar(struct pull *p, PyObject *o, int depth)
 	if (!item)
 		return -1;
 	if (Py_TYPE(o) == (PyTypeObject *)np_float32 && PyFloat_Check(item))
-		rc = pk_check(msgpack_pack_float(&p->pk,
-						 (float)PyFloat_AS_DOUBLE(item)));
+		rc = pk_check(
+		    msgpack_pack_float(&p->pk, (float)PyFloat_AS_DOUBLE(item)));
 	else if (PyObject_TypeCheck(item, (PyTypeObject *)np_generic))
 		rc = no_form(p, o); /* item() gave no Python scalar */
 	else
@@ -504,24 +522,24 @@ pack_obj(struct pull *p, PyObject *o, int depth)
 	if (o == Py_None)
 		return pk_check(msgpack_pack_nil(&p->pk));
 	if (PyBool_Check(o))
-		return pk_check(o == Py_True ? msgpack_pack_true(&p->pk) :
-					       msgpack_pack_false(&p->pk));
+		return pk_check(o == Py_True ? msgpack_pack_true(&p->pk)
+		                             : msgpack_pack_false(&p->pk));
 	if (PyLong_Check(o))
 		return pack_long(p, o);
 	if (PyFloat_Check(o))
-		return pk_check(msgpack_pack_double(&p->pk,
-						    PyFloat_AS_DOUBLE(o)));
+		return pk_check(
+		    msgpack_pack_double(&p->pk, PyFloat_AS_DOUBLE(o)));
 	if (PyUnicode_Check(o)) {
 		s = PyUnicode_AsUTF8AndSize(o, &n);
 		if (!s || len_check(p, (size_t)n) < 0 ||
 		    pk_check(msgpack_pack_str(&p->pk, (size_t)n)) < 0)
 			return -1;
 		return n ? pk_check(msgpack_pack_str_body(&p->pk, s, (size_t)n))
-			 : 0;
+		         : 0;
 	}
 	if (PyBytes_Check(o))
 		return pack_bytes(p, PyBytes_AS_STRING(o),
-				  (size_t)PyBytes_GET_SIZE(o));
+		                  (size_t)PyBytes_GET_SIZE(o));
 	if (PyByteArray_Check(o) || PyMemoryView_Check(o))
 		return pack_buffer(p, o);
 	if (PyList_Check(o) || PyTuple_Check(o))
@@ -547,8 +565,7 @@ struct reader {
 	const unsigned char *p, *end;
 };
 
-static PyObject *
-decode_value(struct reader *rd, int depth);
+static PyObject *decode_value(struct reader *rd, int depth);
 
 static PyObject *
 malformed(const char *what)
@@ -595,7 +612,7 @@ decode_str(struct reader *rd, uint64_t n)
 	const unsigned char *b = take(rd, n);
 
 	return b ? PyUnicode_DecodeUTF8((const char *)b, (Py_ssize_t)n, NULL)
-		 : NULL;
+	         : NULL;
 }
 
 static PyObject *
@@ -659,8 +676,10 @@ decode_ext(struct reader *rd, uint64_t len, int depth)
 	if (!(type = take(rd, 1)) || !(b = take(rd, len)))
 		return NULL;
 	if (*type != COHORT_EXT_NDARRAY) {
-		PyErr_Format(PyExc_ValueError, "unsupported msgpack extension "
-			     "type %d", *type > 127 ? *type - 256 : *type);
+		PyErr_Format(PyExc_ValueError,
+		             "unsupported msgpack extension "
+		             "type %d",
+		             *type > 127 ? *type - 256 : *type);
 		return NULL;
 	}
 	if (depth >= VALUE_MAX_DEPTH) {
@@ -677,12 +696,13 @@ decode_ext(struct reader *rd, uint64_t len, int depth)
 		return malformed("array");
 	}
 	arr = PyObject_CallFunction(helper[H_NEW_ARRAY], "On", hdr,
-				    (Py_ssize_t)left(&sub));
+	                            (Py_ssize_t)left(&sub));
 	Py_DECREF(hdr);
 	if (!arr)
 		return NULL;
-	if (PyObject_GetBuffer(arr, &view, PyBUF_WRITABLE | PyBUF_FORMAT |
-				PyBUF_C_CONTIGUOUS) < 0) {
+	if (PyObject_GetBuffer(arr, &view,
+	                       PyBUF_WRITABLE | PyBUF_FORMAT |
+	                           PyBUF_C_CONTIGUOUS) < 0) {
 		Py_DECREF(arr);
 		return NULL;
 	}
@@ -695,7 +715,7 @@ decode_ext(struct reader *rd, uint64_t len, int depth)
 		if (view.format && strcmp(view.format, "?") == 0)
 			for (i = 0; i < view.len; i++)
 				((unsigned char *)view.buf)[i] =
-					((unsigned char *)view.buf)[i] != 0;
+				    ((unsigned char *)view.buf)[i] != 0;
 	}
 	PyBuffer_Release(&view);
 	return arr;
@@ -734,7 +754,7 @@ decode_value(struct reader *rd, int depth)
 		    !(b = take(rd, n)))
 			return NULL;
 		return PyBytes_FromStringAndSize((const char *)b,
-						 (Py_ssize_t)n);
+		                                 (Py_ssize_t)n);
 	case 0xc7 ... 0xc9: /* ext 8/16/32 */
 		if (take_uint(rd, 1u << (t - 0xc7), &n) < 0)
 			return NULL;
@@ -798,7 +818,7 @@ init_error(struct cohort_error *err, const char *what)
 		text = PyUnicode_AsUTF8(s);
 	if (err)
 		snprintf(err->text, sizeof(err->text), "python kernel: %s%s%s",
-			 what, text ? ": " : "", text ? text : "");
+		         what, text ? ": " : "", text ? text : "");
 	PyErr_Clear();
 	Py_XDECREF(s);
 	Py_XDECREF(type);
@@ -829,10 +849,10 @@ python_init(const char *argv0, struct cohort_error *err)
 	if (main_tstate) {
 		if (err)
 			snprintf(err->text, sizeof(err->text),
-				 "python kernel: already started");
+			         "python kernel: already started");
 		return -1;
 	}
-	/* 1: keep Python's SIGINT handler, which PyErr_SetInterrupt needs. */
+	/* 1: install Python's signal handlers; interrupt() relies on SIGINT. */
 	Py_InitializeEx(1);
 	mod = PyImport_AddModule("__main__"); /* borrowed */
 	if (!mod)
@@ -841,7 +861,7 @@ python_init(const char *argv0, struct cohort_error *err)
 	Py_INCREF(main_ns);
 	helper_ns = PyDict_New();
 	if (!helper_ns || PyDict_SetItemString(helper_ns, "__builtins__",
-					       PyEval_GetBuiltins()) < 0)
+	                                       PyEval_GetBuiltins()) < 0)
 		goto error;
 	code = Py_CompileString(helper_src, HELPER_FILE, Py_file_input);
 	if (!code || !(res = PyEval_EvalCode(code, helper_ns, helper_ns)))
@@ -859,6 +879,8 @@ python_init(const char *argv0, struct cohort_error *err)
 	Py_CLEAR(res);
 	Py_CLEAR(arg);
 	Py_DECREF(code);
+	main_thread = pthread_self();
+	kernel_up = 1;
 	main_tstate = PyEval_SaveThread();
 	return 0;
 error:
@@ -886,7 +908,7 @@ python_execute(const char *code, size_t len, struct kernel_reply *r)
 		fname = PyUnicode_FromFormat("<cell-%d>", execution_count);
 	if (fname)
 		res = PyObject_CallFunctionObjArgs(helper[H_RUN], src, fname,
-						   main_ns, NULL);
+		                                   main_ns, NULL);
 	if (res) {
 		r->ok = 1;
 		r->result = str_dup(res); /* NULL for None */
@@ -901,23 +923,25 @@ python_execute(const char *code, size_t len, struct kernel_reply *r)
 
 static void
 python_push(const char *name, const void *data, size_t len,
-	    struct kernel_reply *r)
+            struct kernel_reply *r)
 {
-	struct reader rd = { data, data ? (const unsigned char *)data + len
-					: NULL };
+	struct reader rd = {data,
+	                    data ? (const unsigned char *)data + len : NULL};
 	PyObject *key, *res = NULL, *val = NULL;
 
 	kernel_enter(r);
 	key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name),
-				   "surrogateescape");
+	                           "surrogateescape");
 	if (key)
 		res = PyObject_CallOneArg(helper[H_CHECK_NAME], key);
 	if (res)
 		val = decode_value(&rd, 0);
 	if (val && rd.p != rd.end) {
 		Py_CLEAR(val);
-		PyErr_Format(PyExc_ValueError, "malformed msgpack value: %zu "
-			     "bytes after its end", left(&rd));
+		PyErr_Format(PyExc_ValueError,
+		             "malformed msgpack value: "
+		             "%zu more bytes after it",
+		             left(&rd));
 	}
 	if (val && PyDict_SetItem(main_ns, key, val) == 0)
 		r->ok = 1;
@@ -932,7 +956,7 @@ python_push(const char *name, const void *data, size_t len,
 static void
 python_pull(const char *name, struct kernel_reply *r)
 {
-	struct pull p = { .key = NULL };
+	struct pull p = {.key = NULL};
 	msgpack_sbuffer sb;
 	PyObject *v = NULL;
 
@@ -940,7 +964,7 @@ python_pull(const char *name, struct kernel_reply *r)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&p.pk, &sb, msgpack_sbuffer_write);
 	p.key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name),
-				     "surrogateescape");
+	                             "surrogateescape");
 	if (p.key && !(v = PyDict_GetItemWithError(main_ns, p.key)) &&
 	    !PyErr_Occurred())
 		PyErr_Format(PyExc_NameError, "name %R is not defined", p.key);
@@ -974,16 +998,22 @@ python_flush(void)
 	fflush(NULL);
 }
 
-/* Called from the engine's I/O thread. PyErr_SetInterrupt() only sets a
- * flag (no GIL, async-signal-safe); the main thread raises
- * KeyboardInterrupt at its next bytecode boundary. A main thread blocked
- * in a system call (time.sleep, a socket read, MPI_Recv's poll) reaches
- * no such boundary: the engine also sends it a signal with pthread_kill()
- * so the call returns EINTR and Python runs its handlers. */
+/* Called from the engine's I/O thread, without the GIL. PyErr_SetInterrupt()
+ * alone is not enough: it only sets flags, a main thread blocked in a
+ * system call (time.sleep, a socket read) would not look at them until the
+ * call returns, and on Python 3.11 (Linux) a call from a thread other than
+ * the main one does not even set the eval loop's "look at signals" flag, so
+ * a pure-Python loop runs on. A real SIGINT delivered to the main thread
+ * does both: Python's C handler runs there, the system call fails with
+ * EINTR and the next bytecode raises KeyboardInterrupt. So the engine needs
+ * no signal of its own, and must not block SIGINT in the main thread. */
 static void
 python_interrupt(void)
 {
-	PyErr_SetInterrupt();
+	/* Before init and after finalize SIGINT is not Python's, and
+	 * PyErr_SetInterrupt() would touch an interpreter that is gone. */
+	if (kernel_up && pthread_kill(main_thread, SIGINT) != 0)
+		PyErr_SetInterrupt();
 }
 
 static void
@@ -991,6 +1021,7 @@ python_finalize(void)
 {
 	if (!main_tstate)
 		return;
+	kernel_up = 0; /* Py_FinalizeEx() gives SIGINT back to SIG_DFL */
 	PyEval_RestoreThread(main_tstate);
 	main_tstate = NULL;
 	drop_state();
@@ -999,12 +1030,12 @@ python_finalize(void)
 
 /* The Python kernel: CPython embedded in the engine process. */
 const struct kernel_ops kernel_python = {
-	.name = "python",
-	.init = python_init,
-	.execute = python_execute,
-	.push = python_push,
-	.pull = python_pull,
-	.flush = python_flush,
-	.interrupt = python_interrupt,
-	.finalize = python_finalize,
+    .name = "python",
+    .init = python_init,
+    .execute = python_execute,
+    .push = python_push,
+    .pull = python_pull,
+    .flush = python_flush,
+    .interrupt = python_interrupt,
+    .finalize = python_finalize,
 };

@@ -10,6 +10,7 @@ only: msgpack is hand-encoded for the few small maps needed.
   rawpeer.py plain HOST PORT
   rawpeer.py tls HOST PORT --ca CA [--cert C --key K] [--tls12]
                  [--send-hello [--role R]] [--then KIND] [--wait SECS]
+                 [--probe SECS]
 
 KIND is garbage, oversize (payload_len 2**40), oversize-header (header_len
 1 GiB), empty-header (header_len 0), truncated (a 100-byte header announced,
@@ -284,7 +285,21 @@ def cmd_tls(args):
 
         # In TLS 1.3 the server judges the client certificate after the
         # client has finished: a refusal arrives as an alert on the first
-        # read. Send the hello (or nothing) and look.
+        # read. Look for one before writing anything, for a write into a
+        # socket the server has already closed draws a reset that can
+        # discard the alert (and its reason) unread.
+        s.settimeout(args.probe)
+        try:
+            data = s.recv(65536)
+            if not data:
+                say("handshake-failed: closed after the handshake")
+                return 0
+        except (socket.timeout, TimeoutError):
+            pass
+        except (ssl.SSLError, OSError) as e:
+            say("handshake-failed: " + error_text(e))
+            return 0
+
         if args.send_hello:
             try:
                 s.sendall(frame({"t": "hello", "v": 1,
@@ -308,18 +323,6 @@ def cmd_tls(args):
                     say("refused: " + str(h.get("message", "")))
                 else:
                     say("unexpected: %r" % (h,))
-        else:
-            s.settimeout(0.5)
-            try:
-                data = s.recv(65536)
-                if not data:
-                    say("handshake-failed: closed after the handshake")
-                    return 0
-            except (socket.timeout, TimeoutError):
-                pass
-            except (ssl.SSLError, OSError) as e:
-                say("handshake-failed: " + error_text(e))
-                return 0
 
         data = bad_input(args.then)
         if data:
@@ -359,6 +362,9 @@ def main():
                             "wrong-type", "none"])
     p.add_argument("--wait", type=float, default=5.0,
                    help="seconds to wait for a reply or a close")
+    p.add_argument("--probe", type=float, default=0.3,
+                   help="seconds to watch for a TLS alert after the "
+                   "handshake, before sending anything (default 0.3)")
     p.set_defaults(fn=cmd_tls)
     args = ap.parse_args()
     if getattr(args, "cert", None) and not args.key:

@@ -36,6 +36,9 @@ start_controller
 start_engines 2
 port=$(json_get 'd["port"]' <"$PROFILE/client.json")
 CA=$PROFILE/ca.pem
+# rawpeer's --probe: how long to watch for the TLS 1.3 alert that refuses a
+# client certificate (it comes after the client's handshake is done) before
+# sending the hello. Cases refused that way pass a long one; the alert ends it.
 tls() { rawpeer tls 127.0.0.1 "$port" --ca "$CA" "$@"; }
 
 # (a) Plain TCP: no TLS, no service.
@@ -57,7 +60,7 @@ wait "$other_pid" 2>/dev/null
 check "other profile has its own CA" bash -c "! cmp -s '$OTHER/ca.pem' '$CA'"
 
 log_mark
-out=$(tls --cert "$OTHER/client.pem" --key "$OTHER/client-key.pem" --send-hello)
+out=$(tls --cert "$OTHER/client.pem" --key "$OTHER/client-key.pem" --send-hello --probe 3)
 expect_match "another CA's client cert: handshake refused" "$out" '^handshake-failed: '
 expect_match "  ... with an unknown-CA alert" "$out" 'UNKNOWN_CA'
 expect_log "another CA's client cert: logged" \
@@ -105,7 +108,7 @@ expect_serving "after other-profile certificates"
 
 # (c) TLS without a client certificate.
 log_mark
-out=$(tls --send-hello)
+out=$(tls --send-hello --probe 3)
 expect_match "no client certificate: refused" "$out" '^handshake-failed: .*CERTIFICATE_REQUIRED'
 expect_log "no client certificate: logged" \
 	'closed before hello: TLS error during handshake: .*peer did not return a certificate'
@@ -116,8 +119,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-out "$T/self.pem" >"$T/openssl.log" 2>&1
 check "self-signed certificate made" test -s "$T/self.pem"
 log_mark
-out=$(tls --cert "$T/self.pem" --key "$T/self-key.pem" --send-hello)
-expect_match "self-signed client certificate: refused" "$out" '^handshake-failed: '
+out=$(tls --cert "$T/self.pem" --key "$T/self-key.pem" --send-hello --probe 3)
+expect_match "self-signed client certificate: refused" "$out" '^handshake-failed: .*UNKNOWN_CA'
 expect_log "self-signed client certificate: logged" \
 	'closed before hello: TLS error during handshake: .*certificate verify failed'
 
@@ -133,7 +136,7 @@ expect_log "TLS 1.2: logged" \
 log_mark
 out=$(tls --cert "$PROFILE/engine.pem" --key "$PROFILE/engine-key.pem" --send-hello)
 expect_match "engine cert as a client: refused with the reason" "$out" \
-	"^refused: certificate 'cohort-engine' cannot be used by an client \(needs 'cohort-client'\)$"
+	"^refused: certificate 'cohort-engine' cannot be used by a client \(needs 'cohort-client'\)$"
 expect_match "  ... and the connection closed" "$out" '^closed$'
 expect_log "engine cert as a client: logged" \
 	"refusing peer 127\.0\.0\.1:[0-9]+: certificate 'cohort-engine' cannot be used"
@@ -153,5 +156,5 @@ expect_eq "px 'print(1)' prints on both engines" \
 	"$(echo "$out" | grep -c '^\[stdout:[01]\] 1$')" 2
 check "controller is alive" kill -0 "$CONTROLLER_PID"
 check "both engines still live" live_engines_are 2
-check "controller logged no crash or fatal error" \
-	bash -c "! grep -Eq ' (error|fatal):' '$T/controller.log'"
+check "controller logged no error-level line" \
+	bash -c "! grep -Eq 'cohort-controller\[[0-9]+\] error:' '$T/controller.log'"

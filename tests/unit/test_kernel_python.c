@@ -58,8 +58,7 @@ has(const char *s, const char *sub)
 
 /* A <f8 array of shape [rows, cols] holding 0, 1, 2, ... */
 static void
-pack_f8_array(msgpack_sbuffer *sb, unsigned rows, unsigned cols,
-	      size_t nbytes)
+pack_f8_array(msgpack_sbuffer *sb, unsigned rows, unsigned cols, size_t nbytes)
 {
 	msgpack_sbuffer hs;
 	msgpack_packer pk, hp;
@@ -121,7 +120,7 @@ test_execute(void)
 	   "traceback names the cell and shows its source");
 	ok(!has(r.traceback, "<cohort-kernel>") && !has(r.traceback, "run"),
 	   "traceback has no helper frames");
-	is_int(r.execution_count, 10, "execution_count set on error too");
+	is_int(r.execution_count, 12, "execution_count set on error too");
 
 	run("def g():\n    raise ValueError('boom')\ng()");
 	ok(has(r.traceback, "in g") && has(r.traceback, "raise ValueError"),
@@ -131,7 +130,7 @@ test_execute(void)
 	run("1 +");
 	is_str(r.ename, "SyntaxError", "syntax error");
 	ok(has(r.traceback, "<cell-") && has(r.traceback, "1 +") &&
-		   !has(r.traceback, "ast.py"),
+	       !has(r.traceback, "ast.py"),
 	   "syntax error traceback shows the line, not ast.py");
 	run("return 1");
 	is_str(r.ename, "SyntaxError", "compile-time syntax error");
@@ -173,6 +172,15 @@ test_interrupt(void)
 	is_str(r.ename, "KeyboardInterrupt", "interrupt stops a busy loop");
 	ok(has(r.traceback, "<cell-"), "KeyboardInterrupt has a traceback");
 	is_str(eval("1"), "1", "the kernel works after an interrupt");
+
+	/* A main thread blocked in a system call is interrupted too. */
+	if (pthread_create(&t, NULL, interrupt_later, NULL) != 0) {
+		ok(0, "pthread_create");
+		return;
+	}
+	run("import time\ntime.sleep(30)");
+	pthread_join(t, NULL);
+	is_str(r.ename, "KeyboardInterrupt", "interrupt stops time.sleep()");
 }
 
 static void
@@ -180,7 +188,7 @@ test_values(void)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	static const char bin[] = { 0, 1, 2 };
+	static const char bin[] = {0, 1, 2};
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -220,7 +228,7 @@ test_values(void)
 
 	push("for", "\xc0", 1);
 	ok(!r.ok && !strcmp(r.ename, "ValueError") &&
-		   has(r.evalue, "invalid name"),
+	       has(r.evalue, "invalid name"),
 	   "push to a keyword is refused");
 	push("1x", "\xc0", 1);
 	ok(!r.ok && has(r.evalue, "invalid name"), "push to '1x' is refused");
@@ -232,7 +240,7 @@ test_values(void)
 	pull("os");
 	is_str(r.ename, "TypeError", "pull of a module");
 	ok(has(r.evalue, "cannot pull 'os': values of type module have no "
-			 "msgpack form: <module 'os'"),
+	                 "msgpack form: <module 'os'"),
 	   "TypeError names the type and the repr");
 	run("def fn(): pass\nd = {1: 2}\nhuge = 2**64\nlng = 'x' * 1000");
 	pull("fn");
@@ -254,7 +262,11 @@ test_values(void)
 	run("tup = (1, bytearray(b'ab'), memoryview(b'abcd')[::2])");
 	pull("tup");
 	ok(r.ok && r.len == 10 &&
-		   !memcmp(r.data, "\x93\x01\xc4\x02" "ab\xc4\x02" "ac", 10),
+	       !memcmp(r.data,
+	               "\x93\x01\xc4\x02"
+	               "ab\xc4\x02"
+	               "ac",
+	               10),
 	   "tuple, bytearray, strided memoryview");
 }
 
@@ -268,8 +280,7 @@ test_depth(void)
 	push("d64", buf, 65);
 	ok(r.ok, "64 nested arrays are accepted");
 	pull("d64");
-	ok(r.ok && r.len == 65 && !memcmp(r.data, buf, 65),
-	   "and pulled back");
+	ok(r.ok && r.len == 65 && !memcmp(r.data, buf, 65), "and pulled back");
 	memset(buf, 0x91, 65);
 	buf[65] = 0xc0;
 	push("d65", buf, 66);
@@ -287,20 +298,24 @@ test_malformed(void)
 		const char *data;
 		size_t len;
 	} bad[] = {
-		{ "empty input", "", 0 },
-		{ "huge array count", "\xdd\xff\xff\xff\xff", 5 },
-		{ "huge map count", "\xdf\xff\xff\xff\xff", 5 },
-		{ "truncated str", "\xa5" "ab", 3 },
-		{ "trailing bytes", "\xc0\xc0", 2 },
-		{ "reserved byte 0xc1", "\xc1", 1 },
-		{ "invalid UTF-8 str", "\xa1\xff", 2 },
-		{ "unknown ext type", "\xd4\x05\x00", 3 },
-		{ "unhashable key", "\x81\x90\x01", 3 },
-		{ "ext with a bad header", "\xd5\x01\x92\x01", 4 },
-		{ "ext with bad dtype", "\xc7\x0b\x01\x92\xa3|O8\x91\x01"
-					"\0\0\0\0", 14 },
-		{ "ext with negative dim", "\xc7\x07\x01\x92\xa3<f8\x91\xff",
-		  10 },
+	    {"empty input", "", 0},
+	    {"huge array count", "\xdd\xff\xff\xff\xff", 5},
+	    {"huge map count", "\xdf\xff\xff\xff\xff", 5},
+	    {"truncated str",
+	     "\xa5"
+	     "ab",
+	     3},
+	    {"trailing bytes", "\xc0\xc0", 2},
+	    {"reserved byte 0xc1", "\xc1", 1},
+	    {"invalid UTF-8 str", "\xa1\xff", 2},
+	    {"unknown ext type", "\xd4\x05\x00", 3},
+	    {"unhashable key", "\x81\x90\x01", 3},
+	    {"ext with a bad header", "\xd5\x01\x92\x01", 4},
+	    {"ext with bad dtype",
+	     "\xc7\x0b\x01\x92\xa3|O8\x91\x01"
+	     "\0\0\0\0",
+	     14},
+	    {"ext with negative dim", "\xc7\x07\x01\x92\xa3<f8\x91\xff", 10},
 	};
 	msgpack_sbuffer sb;
 	size_t i;
@@ -309,7 +324,8 @@ test_malformed(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		push("bad", bad[i].data, bad[i].len);
 		ok(!r.ok && r.ename && r.evalue, "malformed: %s (%s: %s)",
-		   bad[i].what, r.ename ? r.ename : "", r.evalue ? r.evalue : "");
+		   bad[i].what, r.ename ? r.ename : "",
+		   r.evalue ? r.evalue : "");
 	}
 	push("bad", NULL, 0);
 	ok(!r.ok, "NULL data");
@@ -318,7 +334,7 @@ test_malformed(void)
 	pack_f8_array(&sb, 2, 3, 40);
 	push("bad", sb.data, sb.size);
 	ok(!r.ok && !strcmp(r.ename, "ValueError") &&
-		   !strcmp(r.evalue, "malformed array value"),
+	       !strcmp(r.evalue, "malformed array value"),
 	   "array with the wrong raw length");
 	msgpack_sbuffer_destroy(&sb);
 
@@ -350,7 +366,7 @@ test_malformed(void)
 static void
 test_ndarray(void)
 {
-	static const char *const names[] = { "z", "e", "c", "b", "i8" };
+	static const char *const names[] = {"z", "e", "c", "b", "i8"};
 	msgpack_sbuffer sb;
 	char code[160];
 	void *data;
@@ -376,14 +392,18 @@ test_ndarray(void)
 	run("sl = np.arange(12.).reshape(2, 6)[:, ::2] / 2");
 	pull("sl");
 	ok(r.ok, "strided view pulls");
-	push("sl2", r.data, r.len);
+	data = r.data; /* push clears r */
+	r.data = NULL;
+	push("sl2", data, r.len);
+	free(data);
 	is_str(eval("(sl2 == sl).all(), sl2.flags.c_contiguous"),
 	       "(True, True)", "and round-trips");
 	msgpack_sbuffer_destroy(&sb);
 
 	run("z = np.array(7, dtype=np.int32)\ne = np.zeros((0, 3), np.uint16)\n"
 	    "c = np.array([1+2j, 3-4j], np.complex64)\n"
-	    "b = np.array([True, False])\ni8 = np.arange(-3, 3, dtype=np.int8)");
+	    "b = np.array([True, False])\ni8 = np.arange(-3, 3, "
+	    "dtype=np.int8)");
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		pull(names[i]);
 		ok(r.ok, "pull %s", names[i]);
@@ -392,8 +412,9 @@ test_ndarray(void)
 		push("rt", data, r.len);
 		free(data);
 		snprintf(code, sizeof(code),
-			 "rt.dtype == %s.dtype and rt.shape == %s.shape and "
-			 "(rt == %s).all()", names[i], names[i], names[i]);
+		         "rt.dtype == %s.dtype and rt.shape == %s.shape and "
+		         "(rt == %s).all()",
+		         names[i], names[i], names[i]);
 		is_str(eval(code), "True", "round trip");
 	}
 
@@ -409,10 +430,11 @@ test_ndarray(void)
 	pull("dt");
 	ok(!r.ok && has(r.evalue, "datetime64"), "datetime arrays refused");
 
-	run("s = [np.int32(7), np.bool_(True), np.float32(1.5), np.float64(2)]");
+	run("s = [np.int32(7), np.bool_(True), np.float32(1.5), "
+	    "np.float64(2)]");
 	pull("s");
 	ok(r.ok && r.len == 1 + 1 + 1 + 5 + 9 &&
-		   !memcmp(r.data, "\x94\x07\xc3\xca\x3f\xc0\0\0\xcb\x40", 10),
+	       !memcmp(r.data, "\x94\x07\xc3\xca\x3f\xc0\0\0\xcb\x40", 10),
 	   "numpy scalars pull as msgpack scalars");
 	run("cs = np.complex128(1j)");
 	pull("cs");
@@ -422,7 +444,7 @@ test_ndarray(void)
 int
 main(void)
 {
-	struct cohort_error err = { { 0 } };
+	struct cohort_error err = {{0}};
 
 	if (k->init("test_kernel_python", &err) < 0) {
 		printf("Bail out! %s\n", err.text);

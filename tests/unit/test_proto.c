@@ -397,7 +397,7 @@ test_decode_errors(void)
 	msgpack_pack_array(p, PROTO_MAX_LIST + 1);
 	for (int i = 0; i <= PROTO_MAX_LIST; i++)
 		msgpack_pack_int(p, i);
-	pk_fails(&k, "too many targets", "targets over PROTO_MAX_LIST");
+	pk_fails(&k, "too many values", "targets over PROTO_MAX_LIST");
 
 	p = pk_start(&k);
 	msgpack_pack_map(p, 3);
