@@ -238,8 +238,12 @@ stop_child(pid_t pid, int secs)
 	kill(-pid, SIGTERM);
 	kill(pid, SIGTERM);
 	for (int i = 0; i < secs * 20; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
 			goto reap_group;
+		if (w < 0 && errno == ECHILD)
+			return; /* already reaped: the pid is not ours now */
 		usleep(50000);
 	}
 	kill(-pid, SIGKILL);
@@ -453,8 +457,12 @@ supervise(struct cli_ctx *ctx, const struct cluster_opts *o, int ready_fd)
 		say("cohort: cannot fork: %s", strerror(errno));
 		goto out;
 	}
-	if (wait_controller(cpid, o->timeout, &ci) < 0)
+	if (wait_controller(cpid, o->timeout, &ci) < 0) {
+		/* wait_controller may have reaped it already. */
+		if (waitpid(cpid, &status, WNOHANG) != 0)
+			cpid = 0;
 		goto stop;
+	}
 	say("cohort: controller listening on %s:%d (pid %d)", ci.ip, ci.port,
 	    (int)cpid);
 	if (build_mpiexec_argv(o, &margv) < 0)
@@ -650,7 +658,9 @@ cluster_start(struct cli_ctx *ctx, int argc, char **argv)
 	if (!o.daemon)
 		return supervise(ctx, &o, -1);
 
-	if (pipe(fds) < 0)
+	/* Close-on-exec: only the supervisor may hold the write end, so the
+	 * waiting command sees EOF if the supervisor dies. */
+	if (pipe2(fds, O_CLOEXEC) < 0)
 		return cli_error("pipe: %s", strerror(errno));
 	fflush(stdout);
 	pid = fork();

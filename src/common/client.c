@@ -22,6 +22,15 @@
 
 enum client_state { CS_CONNECTING, CS_READY, CS_LOST };
 
+/* An engine's reply whose value is arriving in chunks. */
+struct stream {
+	int64_t engine;
+	msgpack_sbuffer header; /* the reply, re-encoded, decoded at the end */
+	char *data;
+	size_t len, total;
+	struct stream *next;
+};
+
 struct cohort_client {
 	struct event_base *base;
 	struct tls_ctx *tls;
@@ -41,7 +50,81 @@ struct cohort_client {
 	bool failed;
 	struct cohort_engine *engines;
 	size_t nengines;
+	struct stream *streams;
 };
+
+static void deliver_reply(struct cohort_client *c, struct msg *m,
+			  const void *bytes, size_t nbytes);
+
+static void
+stream_free(struct stream *st)
+{
+	msgpack_sbuffer_destroy(&st->header);
+	free(st->data);
+	free(st);
+}
+
+static struct stream **
+stream_find(struct cohort_client *c, int64_t engine)
+{
+	struct stream **pp;
+
+	for (pp = &c->streams; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->engine == engine)
+			return pp;
+	return pp;
+}
+
+/* A reply announced a chunked value: keep it until the value is whole. */
+static void
+stream_begin(struct cohort_client *c, struct msg *m)
+{
+	struct stream *st = xcalloc(1, sizeof(*st));
+
+	st->engine = m->engine;
+	st->total = (size_t)m->chunked;
+	st->data = malloc(st->total);
+	msgpack_sbuffer_init(&st->header);
+	if (st->data == NULL || msg_encode(m, &st->header) < 0) {
+		/* Deliver the reply without its value, as an error. */
+		stream_free(st);
+		msg_set_str(m, F_STATUS, "error");
+		msg_set_str(m, F_ENAME, "MemoryError");
+		msg_set_str(m, F_EVALUE, "the client cannot hold the value");
+		deliver_reply(c, m, NULL, 0);
+		return;
+	}
+	st->next = c->streams;
+	c->streams = st;
+}
+
+static void
+stream_chunk(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
+{
+	struct stream **pp = stream_find(c, m->engine), *st = *pp;
+	size_t n = payload ? evbuffer_get_length(payload) : 0;
+	struct cohort_error err;
+	struct msg r;
+
+	if (st == NULL)
+		return;
+	if (str_eq(m->status, "abort") || st->len + n > st->total) {
+		*pp = st->next;
+		stream_free(st);
+		return;
+	}
+	if (n > 0)
+		evbuffer_remove(payload, st->data + st->len, n);
+	st->len += n;
+	if (st->len < st->total)
+		return;
+	*pp = st->next;
+	if (msg_decode(&r, st->header.data, st->header.size, &err) == 0) {
+		deliver_reply(c, &r, st->data, st->len);
+		msg_clear(&r);
+	}
+	stream_free(st);
+}
 
 static void
 on_ready(struct conn *conn, void *arg)
@@ -58,14 +141,13 @@ on_ready(struct conn *conn, void *arg)
 }
 
 static void
-deliver_reply(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
+deliver_reply(struct cohort_client *c, struct msg *m, const void *bytes,
+	      size_t nbytes)
 {
 	struct cohort_reply r = { 0 };
 	char *status = str_dup(m->status), *out = str_dup(m->out);
 	char *err = str_dup(m->err), *result = NULL, *ename = NULL;
 	char *evalue = NULL, *tb = NULL;
-	unsigned char *data = NULL;
-
 	if (msg_has(m, F_RESULT))
 		result = str_dup(m->result);
 	if (msg_has(m, F_ENAME))
@@ -74,12 +156,8 @@ deliver_reply(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
 		evalue = str_dup(m->evalue);
 	if (msg_has(m, F_TRACEBACK))
 		tb = str_dup(m->traceback);
-	if (payload != NULL && evbuffer_get_length(payload) > 0) {
-		r.len = evbuffer_get_length(payload);
-		data = evbuffer_pullup(payload, -1);
-		if (data == NULL)
-			fatalx("out of memory for a %zu-byte reply", r.len);
-	}
+	r.data = nbytes > 0 ? bytes : NULL;
+	r.len = nbytes;
 	r.engine = m->engine;
 	r.rank = m->rank;
 	r.status = status;
@@ -91,7 +169,6 @@ deliver_reply(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
 	r.traceback = tb;
 	r.execution_count = m->count;
 	r.elapsed = m->elapsed;
-	r.data = data;
 	if (strcmp(status, "ok") != 0)
 		c->nfailed++;
 	if (c->fn != NULL)
@@ -138,8 +215,20 @@ on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
 		}
 		break;
 	case MSG_REPLY:
+		if ((uint64_t)m->id != c->cur_id)
+			break;
+		if (msg_has(m, F_CHUNKED) && m->chunked > 0)
+			stream_begin(c, m);
+		else
+			deliver_reply(c, m,
+				      payload ? evbuffer_pullup(payload, -1)
+					      : NULL,
+				      payload ? evbuffer_get_length(payload)
+					      : 0);
+		break;
+	case MSG_CHUNK:
 		if ((uint64_t)m->id == c->cur_id)
-			deliver_reply(c, m, payload);
+			stream_chunk(c, m, payload);
 		break;
 	case MSG_DONE:
 		if ((uint64_t)m->id == c->cur_id)
@@ -294,6 +383,12 @@ cohort_disconnect(struct cohort_client *c)
 	if (c->base != NULL)
 		event_base_free(c->base);
 	free(c->engines);
+	while (c->streams != NULL) {
+		struct stream *st = c->streams;
+
+		c->streams = st->next;
+		stream_free(st);
+	}
 	free(c);
 }
 
@@ -318,14 +413,70 @@ start_request(struct cohort_client *c, cohort_reply_fn fn, void *arg)
 	c->failed = false;
 }
 
-/* Send a prepared request message with an optional payload and wait for
- * its completion. */
+/* One piece of a request's value: the bytes, and the engine they are for
+ * (-1: every target). */
+struct piece {
+	const char *data;
+	size_t len;
+	int64_t engine;
+};
+
+/* Send a prepared request with its value (the pieces, in order) and wait
+ * for its completion. A value over PROTO_CHUNK goes as chunk messages
+ * after the request, each referencing the caller's memory, so neither
+ * side holds more than a chunk per stream. */
 static int
 send_and_wait(struct cohort_client *c, struct msg *m,
-	      struct evbuffer *payload, struct cohort_error *err)
+	      const struct piece *pieces, size_t npieces,
+	      struct cohort_error *err)
 {
+	uint64_t total = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < npieces; i++)
+		total += pieces[i].len;
 	msg_set_int(m, F_ID, (int64_t)c->cur_id);
-	if (conn_send(c->conn, m, payload) < 0)
+	if (total <= PROTO_CHUNK) {
+		struct evbuffer *payload = evbuffer_new();
+
+		if (payload == NULL)
+			return errprintf(err, "out of memory");
+		for (size_t i = 0; i < npieces && rc == 0; i++)
+			if (pieces[i].len > 0)
+				rc = evbuffer_add_reference(payload,
+							    pieces[i].data,
+							    pieces[i].len,
+							    NULL, NULL);
+		if (rc == 0)
+			rc = conn_send(c->conn, m, payload);
+		evbuffer_free(payload);
+	} else {
+		struct msg ch;
+
+		msg_set_int(m, F_CHUNKED, (int64_t)total);
+		rc = conn_send(c->conn, m, NULL);
+		for (size_t i = 0; i < npieces && rc == 0; i++) {
+			size_t off = 0, n;
+
+			do {
+				n = pieces[i].len - off < PROTO_CHUNK
+					    ? pieces[i].len - off
+					    : PROTO_CHUNK;
+				msg_init(&ch, MSG_CHUNK);
+				msg_set_int(&ch, F_ID, (int64_t)c->cur_id);
+				if (pieces[i].engine >= 0)
+					msg_set_int(&ch, F_ENGINE,
+						    pieces[i].engine);
+				if (i + 1 == npieces && off + n == pieces[i].len)
+					msg_set_int(&ch, F_LAST, 1);
+				rc = conn_send_ref(c->conn, &ch,
+						   pieces[i].data + off, n,
+						   NULL, NULL);
+				off += n;
+			} while (rc == 0 && off < pieces[i].len);
+		}
+	}
+	if (rc < 0)
 		return errprintf(err, "cannot send the request");
 	if (run_until_done(c, err) < 0)
 		return -1;
@@ -337,7 +488,6 @@ int
 cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 	       cohort_reply_fn fn, void *arg, struct cohort_error *err)
 {
-	struct evbuffer *payload = NULL;
 	struct targets t;
 	struct msg m;
 	int rc;
@@ -359,23 +509,12 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_str(&m, F_NAME, rq->name);
 	if (rq->timeout > 0)
 		msg_set_double(&m, F_TIMEOUT, rq->timeout);
-	if (rq->data != NULL && rq->len > 0) {
-		/* Referenced, not copied: the caller's buffer outlives the
-		 * call, which returns only when the request is done. */
-		payload = evbuffer_new();
-		if (payload == NULL ||
-		    evbuffer_add_reference(payload, rq->data, rq->len, NULL,
-					   NULL) < 0) {
-			targets_clear(&t);
-			if (payload != NULL)
-				evbuffer_free(payload);
-			return errprintf(err, "out of memory");
-		}
+	{
+		struct piece p = { rq->data, rq->data ? rq->len : 0, -1 };
+
+		rc = send_and_wait(c, &m, &p, rq->data ? 1 : 0, err);
 	}
-	rc = send_and_wait(c, &m, payload, err);
 	targets_clear(&t);
-	if (payload != NULL)
-		evbuffer_free(payload);
 	return rc;
 }
 
@@ -453,7 +592,7 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 	       struct cohort_error *err)
 {
 	msgpack_sbuffer *parts = NULL;
-	struct evbuffer *payload = NULL;
+	struct piece *pieces = NULL;
 	int64_t *sizes = NULL;
 	struct targets t = { 0 };
 	struct msg m;
@@ -472,19 +611,12 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 		msgpack_sbuffer_init(&parts[i]);
 	if (value_split(data, len, t.n, parts, err) < 0)
 		goto out;
-	payload = evbuffer_new();
-	if (payload == NULL) {
-		errprintf(err, "out of memory");
-		goto out;
-	}
+	pieces = xcalloc(t.n, sizeof(*pieces));
 	for (size_t i = 0; i < t.n; i++) {
 		sizes[i] = (int64_t)parts[i].size;
-		if (parts[i].size > 0 &&
-		    evbuffer_add_reference(payload, parts[i].data,
-					   parts[i].size, NULL, NULL) < 0) {
-			errprintf(err, "out of memory");
-			goto out;
-		}
+		pieces[i].data = parts[i].data;
+		pieces[i].len = parts[i].size;
+		pieces[i].engine = t.ids[i];
 	}
 	start_request(c, fn, arg);
 	msg_init(&m, MSG_REQUEST);
@@ -492,10 +624,9 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 	msg_set_str(&m, F_NAME, name);
 	msg_set_targets(&m, t.ids, t.n);
 	msg_set_parts(&m, sizes, t.n);
-	rc = send_and_wait(c, &m, payload, err);
+	rc = send_and_wait(c, &m, pieces, t.n, err);
 out:
-	if (payload != NULL)
-		evbuffer_free(payload);
+	free(pieces);
 	for (size_t i = 0; parts != NULL && i < t.n; i++)
 		msgpack_sbuffer_destroy(&parts[i]);
 	free(parts);

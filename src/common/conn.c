@@ -28,6 +28,7 @@ struct conn {
 	char cn[128];
 	uint64_t max_payload;
 	bool ready;
+	bool paused;   /* reading stopped by conn_pause() */
 	bool closing;  /* close_after_flush in progress */
 	bool dead;     /* closed while inside a callback */
 	int in_cb;     /* callback nesting depth */
@@ -91,7 +92,7 @@ read_cb(struct bufferevent *bev, void *arg)
 	struct cohort_error err;
 
 	c->in_cb++;
-	while (!c->dead && !c->closing) {
+	while (!c->dead && !c->closing && !c->paused) {
 		uint8_t prefix[FRAME_PREFIX_LEN];
 		struct evbuffer *payload = NULL;
 		struct msg m;
@@ -156,8 +157,18 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_release(c);
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_release(c);
+		return;
+	}
+	if (c->h.drained != NULL) {
+		c->in_cb++;
+		c->h.drained(c, c->arg);
+		c->in_cb--;
+		if (c->dead && c->in_cb == 0)
+			conn_free(c);
+	}
 }
 
 static void
@@ -240,6 +251,8 @@ conn_new(struct bufferevent *bev, const struct conn_handlers *h, void *arg)
 	c->max_payload = FRAME_DEFAULT_MAX_PAYLOAD;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+	/* write_cb runs whenever queued output is below the low mark. */
+	bufferevent_setwatermark(bev, EV_WRITE, CONN_LOW_WATER, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;
 }
@@ -345,6 +358,70 @@ send_prefix_header(struct conn *c, const struct msg *m, uint64_t plen)
 out:
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
+}
+
+/* Queue a header for a payload sent piecewise after it. */
+int
+conn_send_header(struct conn *c, const struct msg *m, uint64_t payload_len)
+{
+	if (c->dead || c->closing)
+		return -1;
+	return send_prefix_header(c, m, payload_len);
+}
+
+/* Queue one more piece of a payload (referenced, not copied). */
+int
+conn_send_more(struct conn *c, struct evbuffer *piece)
+{
+	if (c->dead || c->closing)
+		return -1;
+	if (evbuffer_get_length(piece) == 0)
+		return 0;
+	return evbuffer_add_buffer_reference(bufferevent_get_output(c->bev),
+					     piece);
+}
+
+/* Queue a message with a payload referenced in place. */
+int
+conn_send_ref(struct conn *c, const struct msg *m, const void *data,
+	      size_t len, void (*cleanup)(const void *, size_t, void *),
+	      void *arg)
+{
+	if (c->dead || c->closing)
+		return -1;
+	if (send_prefix_header(c, m, len) < 0)
+		return -1;
+	return evbuffer_add_reference(bufferevent_get_output(c->bev), data,
+				      len, cleanup, arg);
+}
+
+/* Stop or resume reading. */
+void
+conn_pause(struct conn *c, bool pause)
+{
+	if (c->dead || c->closing || c->paused == pause)
+		return;
+	c->paused = pause;
+	if (pause) {
+		bufferevent_disable(c->bev, EV_READ);
+	} else {
+		bufferevent_enable(c->bev, EV_READ);
+		/* Frames that arrived before the pause are already in the
+		 * input buffer: dispatch them without waiting for more. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			bufferevent_trigger(c->bev, EV_READ,
+					    BEV_TRIG_IGNORE_WATERMARKS |
+						    BEV_TRIG_DEFER_CALLBACKS);
+	}
+}
+
+/* More than the high-water mark is queued. */
+bool
+conn_congested(const struct conn *c)
+{
+	return !c->dead &&
+	       evbuffer_get_length(bufferevent_get_output(c->bev)) >
+		       CONN_HIGH_WATER;
 }
 
 /* Queue a message with a referenced payload. */

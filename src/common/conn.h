@@ -32,7 +32,15 @@ struct conn_handlers {
 	/* The connection is gone (EOF, error, bad frame); reason says why.
 	 * c is freed right after this returns. */
 	void (*lost)(struct conn *c, const char *reason, void *arg);
+	/* Optional: queued output fell below CONN_LOW_WATER (for resuming a
+	 * stream paused by backpressure). */
+	void (*drained)(struct conn *c, void *arg);
 };
+
+/* Output queued beyond CONN_HIGH_WATER means "stop feeding this peer";
+ * below CONN_LOW_WATER, drained() says it may be fed again. */
+#define CONN_HIGH_WATER (32u << 20)
+#define CONN_LOW_WATER (8u << 20)
 
 /* Wrap an accepted socket (server side of the handshake). */
 struct conn *conn_accept(struct event_base *base, struct tls_ctx *tls, int fd,
@@ -51,6 +59,24 @@ int conn_send(struct conn *c, const struct msg *m, struct evbuffer *payload);
 /* Like conn_send with the payload given as bytes (copied). */
 int conn_send_bytes(struct conn *c, const struct msg *m, const void *data,
 		    size_t len);
+
+/* Queue a header announcing payload_len bytes, then the payload pieces
+ * with conn_send_more() (referenced like conn_send's). */
+int conn_send_header(struct conn *c, const struct msg *m,
+		     uint64_t payload_len);
+int conn_send_more(struct conn *c, struct evbuffer *piece);
+
+/* Queue a message whose payload is memory referenced, not copied;
+ * cleanup(data, len, arg) runs once the bytes are sent (may be NULL). */
+int conn_send_ref(struct conn *c, const struct msg *m, const void *data,
+		  size_t len, void (*cleanup)(const void *, size_t, void *),
+		  void *arg);
+
+/* Stop (or resume) reading from the peer; messages already received stay
+ * queued and are dispatched on resume. */
+void conn_pause(struct conn *c, bool pause);
+/* True if more than CONN_HIGH_WATER bytes wait to be sent. */
+bool conn_congested(const struct conn *c);
 
 /* Close now, without calling lost(). Safe inside a callback. */
 void conn_close(struct conn *c);

@@ -20,8 +20,10 @@
 
 #define FRAME_PREFIX_LEN 12
 #define FRAME_MAX_HEADER (16u * 1024 * 1024)
-/* Default payload limit: 4 GiB, enough for a 1 GiB array with room. */
-#define FRAME_DEFAULT_MAX_PAYLOAD (4ull * 1024 * 1024 * 1024)
+/* Largest payload of one frame. Bigger values travel as chunk messages
+ * (proto.h), so this bounds what a peer buffers for one message. */
+#define FRAME_MAX_PAYLOAD (64ull * 1024 * 1024)
+#define FRAME_DEFAULT_MAX_PAYLOAD FRAME_MAX_PAYLOAD
 
 /* Write the prefix for a header and payload of the given sizes. */
 void frame_prefix_encode(uint8_t out[FRAME_PREFIX_LEN], uint32_t header_len,

@@ -50,6 +50,8 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_ENGINES] = FLD("engines", FT_ENGINES, engines),
 	[F_UPTIME] = FLD("uptime", FT_DOUBLE, uptime),
 	[F_PARTS] = FLD("parts", FT_PARTS, parts),
+	[F_CHUNKED] = FLD("chunked", FT_INT, chunked),
+	[F_LAST] = FLD("last", FT_INT, last),
 };
 
 #define BIT(f) (1ull << (f))
@@ -68,6 +70,7 @@ static const struct {
 	[MSG_ENGINES] = { "engines", BIT(F_ID) | BIT(F_ENGINES) },
 	[MSG_PING] = { "ping", 0 },
 	[MSG_PONG] = { "pong", 0 },
+	[MSG_CHUNK] = { "chunk", BIT(F_ID) },
 };
 
 /* Engine listing entries: a map with these keys. */

@@ -21,6 +21,9 @@
 #define PROTO_VERSION 1
 /* Most targets one request may list, and most engines one list carries. */
 #define PROTO_MAX_LIST 65536
+/* Payloads larger than this travel as chunk messages of at most this
+ * size, so no peer ever buffers more than a chunk per stream. */
+#define PROTO_CHUNK (4u << 20)
 
 enum msg_type {
 	MSG_HELLO = 1, /* peer -> controller: role, version, engine identity */
@@ -33,6 +36,7 @@ enum msg_type {
 	MSG_ENGINES,   /* controller -> client: the engine registry */
 	MSG_PING,      /* heartbeat */
 	MSG_PONG,
+	MSG_CHUNK,     /* a piece of a chunked payload (see docs/protocol.md) */
 	MSG_TYPE_MAX
 };
 
@@ -69,6 +73,9 @@ enum msg_field {
 	F_ENGINES,  /* "engines"   [map] registry listing */
 	F_UPTIME,   /* "uptime"    float seconds */
 	F_PARTS,    /* "parts"     [int] scatter: payload bytes per target */
+	F_CHUNKED,  /* "chunked"   int   the payload follows in chunk messages:
+				       its total size */
+	F_LAST,     /* "last"      int   1 on the final chunk */
 	F_FIELD_MAX
 };
 
@@ -92,6 +99,7 @@ struct msg {
 	uint64_t has; /* bit (1 << field) set when the field is present */
 
 	int64_t version, id, engine, rank, size, pid, count, ntargets, nfailed;
+	int64_t chunked, last;
 	double timeout, elapsed, uptime;
 	struct str role, op, code, name, host, kernel, job, state, status;
 	struct str out, err, result, ename, evalue, traceback, message;

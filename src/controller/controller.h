@@ -23,6 +23,8 @@ struct peer {
 	enum peer_kind kind;
 	uint64_t serial;
 	struct engine *engine;       /* PEER_ENGINE */
+	uint64_t stream_job;         /* PEER_CLIENT: job whose chunks arrive */
+	bool paused;                 /* reading stopped by backpressure */
 	TAILQ_HEAD(client_jobs_s, job) jobs;/* PEER_CLIENT: its jobs in flight */
 	TAILQ_ENTRY(peer) entry;
 };
@@ -49,6 +51,9 @@ struct mpijob {
 struct job_target {
 	int64_t engine;
 	bool pending;
+	uint64_t stream_total; /* chunked reply from the engine: its size */
+	uint64_t stream_seen;  /* and the bytes forwarded so far */
+	bool streaming;        /* the reply header went, chunks follow */
 };
 
 /* A client request fanned out to its target engines. */
@@ -58,6 +63,7 @@ struct job {
 	struct peer *client;   /* NULL if the client went away */
 	struct job_target *targets;
 	size_t ntargets, npending, nfailed;
+	bool inbound_stream;   /* the client's chunks are still arriving */
 	struct event *timer;
 	TAILQ_ENTRY(job) entry;        /* all jobs */
 	TAILQ_ENTRY(job) client_entry; /* the client's jobs */
@@ -91,12 +97,24 @@ void jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload);
 /* An engine answered a task. */
 void jobs_engine_reply(struct engine *e, struct msg *m,
 		       struct evbuffer *payload);
+/* A chunk from a client (its request's payload) or an engine (its reply). */
+void jobs_client_chunk(struct peer *client, struct msg *m,
+		       struct evbuffer *payload);
+void jobs_engine_chunk(struct engine *e, struct msg *m,
+		       struct evbuffer *payload);
+/* Output of a peer drained: resume sources paused for it. */
+void jobs_drained(struct peer *p);
+/* The largest value a request may carry (--max-payload). */
+extern uint64_t jobs_max_value;
 /* An engine died: its pending targets are answered "dead". */
 void jobs_engine_dead(struct engine *e, const char *reason);
 /* A client went away: its jobs finish without it. */
 void jobs_client_gone(struct peer *client);
 
 /* main.c */
+/* Every connected peer, for backpressure bookkeeping. */
+struct peer *peer_first(void);
+struct peer *peer_next(struct peer *p);
 /* Send an error message for a request id (0: none) to a peer. */
 void peer_send_error(struct peer *p, int64_t id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

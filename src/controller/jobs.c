@@ -17,6 +17,7 @@
 #include "util.h"
 
 static struct event_base *jobs_base;
+uint64_t jobs_max_value = 4ull << 30;
 static TAILQ_HEAD(job_head_s, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static uint64_t next_job_id;
 
@@ -101,8 +102,21 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 	j->nfailed++;
 	if (e != NULL && e->ntasks > 0 && strcmp(status, "dead") != 0)
 		e->ntasks--;
-	if (j->client == NULL)
+	if (j->client == NULL) {
+		t->streaming = false;
 		return;
+	}
+	if (t->streaming) {
+		struct msg abort;
+
+		/* The client holds part of this engine's value: drop it. */
+		t->streaming = false;
+		msg_init(&abort, MSG_CHUNK);
+		msg_set_int(&abort, F_ID, (int64_t)j->client_id);
+		msg_set_int(&abort, F_ENGINE, t->engine);
+		msg_set_str(&abort, F_STATUS, "abort");
+		conn_send(j->client->conn, &abort, NULL);
+	}
 	msg_init(&m, MSG_REPLY);
 	msg_set_int(&m, F_ID, (int64_t)j->client_id);
 	msg_set_int(&m, F_ENGINE, t->engine);
@@ -135,11 +149,25 @@ job_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static int
 check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 {
+	uint64_t plen = payload ? evbuffer_get_length(payload) : 0;
+
+	if (msg_has(m, F_CHUNKED)) {
+		if (plen != 0 || m->chunked <= 0 ||
+		    !(str_eq(m->op, "push") || str_eq(m->op, "scatter")))
+			return snprintf(why, n, "only push and scatter take a "
+					"chunked value"), -1;
+		plen = (uint64_t)m->chunked;
+	}
+	if (plen > jobs_max_value)
+		return snprintf(why, n, "value of %llu bytes is over the "
+				"controller's limit of %llu (--max-payload)",
+				(unsigned long long)plen,
+				(unsigned long long)jobs_max_value), -1;
 	if (str_eq(m->op, "execute")) {
 		if (!msg_has(m, F_CODE))
 			return snprintf(why, n, "execute needs code"), -1;
 	} else if (str_eq(m->op, "push")) {
-		if (!msg_has(m, F_NAME) || payload == NULL)
+		if (!msg_has(m, F_NAME) || plen == 0)
 			return snprintf(why, n, "push needs a name and a "
 					"value"), -1;
 	} else if (str_eq(m->op, "pull")) {
@@ -154,7 +182,7 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 					"and one part size per target"), -1;
 		for (size_t i = 0; i < m->nparts; i++)
 			total += (uint64_t)m->parts[i];
-		if (total != (payload ? evbuffer_get_length(payload) : 0))
+		if (total != plen)
 			return snprintf(why, n, "scatter part sizes do not add "
 					"up to the payload"), -1;
 	} else {
@@ -176,7 +204,7 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	size_t n;
 	struct job *j;
 	struct msg task;
-	bool scatter;
+	bool scatter, chunked;
 
 	if (check_request(m, payload, why, sizeof(why)) < 0) {
 		peer_send_error(client, m->id, "%s", why);
@@ -233,6 +261,12 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	task.has &= ~((1ull << F_TARGETS) | (1ull << F_PARTS));
 	task.id = (int64_t)j->id;
 	scatter = str_eq(m->op, "scatter");
+	chunked = msg_has(m, F_CHUNKED);
+	if (chunked) {
+		/* The value follows in chunk messages from this client. */
+		j->inbound_stream = true;
+		client->stream_job = j->id;
+	}
 	if (scatter)
 		msg_set_str(&task, F_OP, "push");
 	for (size_t i = 0; i < n; i++) {
@@ -241,15 +275,19 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		struct evbuffer *part = payload;
 		int rc = -1;
 
-		if (scatter) {
+		if (scatter && !chunked) {
 			part = evbuffer_new();
 			if (part != NULL)
 				evbuffer_remove_buffer(payload, part,
 						       (size_t)m->parts[i]);
 		}
+		if (chunked)
+			msg_set_int(&task, F_CHUNKED, scatter ? m->parts[i]
+							      : m->chunked);
 		if (e->state != ENGINE_DEAD && (!scatter || part != NULL))
-			rc = conn_send(e->peer->conn, &task, part);
-		if (scatter && part != NULL)
+			rc = conn_send(e->peer->conn, &task,
+				       chunked ? NULL : part);
+		if (scatter && !chunked && part != NULL)
 			evbuffer_free(part);
 		if (e->state == ENGINE_DEAD) {
 			job_answer(j, t, "dead", "EngineDead",
@@ -292,8 +330,6 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 			  (long long)e->id, (long long)m->id);
 		return;
 	}
-	t->pending = false;
-	j->npending--;
 	if (!str_eq(m->status, "ok"))
 		j->nfailed++;
 	if (j->client != NULL) {
@@ -302,7 +338,130 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 		msg_set_int(m, F_RANK, e->rank);
 		conn_send(j->client->conn, m, payload);
 	}
+	if (msg_has(m, F_CHUNKED) && m->chunked > 0) {
+		/* The value follows in chunks; the target is done with the
+		 * last of them. */
+		t->streaming = true;
+		t->stream_total = (uint64_t)m->chunked;
+		t->stream_seen = 0;
+		return;
+	}
+	t->pending = false;
+	j->npending--;
 	job_maybe_done(j);
+}
+
+static bool
+any_congested_target(struct job *j)
+{
+	for (size_t i = 0; i < j->ntargets; i++) {
+		struct engine *e = registry_get(j->targets[i].engine);
+
+		if (e != NULL && e->peer != NULL && conn_congested(e->peer->conn))
+			return true;
+	}
+	return false;
+}
+
+/* Forward a chunk of a client's request value to its target engines. */
+void
+jobs_client_chunk(struct peer *client, struct msg *m, struct evbuffer *payload)
+{
+	struct job *j = job_find(client->stream_job);
+	struct msg fwd;
+	bool last = msg_has(m, F_LAST) && m->last;
+
+	if (j == NULL || !j->inbound_stream || j->client != client) {
+		peer_send_error(client, m->id, "chunk without a chunked request");
+		return;
+	}
+	msg_init(&fwd, MSG_CHUNK);
+	msg_set_int(&fwd, F_ID, (int64_t)j->id);
+	for (size_t i = 0; i < j->ntargets; i++) {
+		struct engine *e = registry_get(j->targets[i].engine);
+
+		/* Scatter chunks name their engine; push chunks go to all. */
+		if (msg_has(m, F_ENGINE) && m->engine != e->id)
+			continue;
+		if (e->peer != NULL)
+			conn_send(e->peer->conn, &fwd, payload);
+	}
+	if (last) {
+		j->inbound_stream = false;
+		client->stream_job = 0;
+	}
+	/* Backpressure: stop reading this client while an engine is behind;
+	 * jobs_drained() resumes it. */
+	if (any_congested_target(j)) {
+		client->paused = true;
+		conn_pause(client->conn, true);
+	}
+}
+
+/* Forward a chunk of an engine's reply value to the job's client. */
+void
+jobs_engine_chunk(struct engine *e, struct msg *m, struct evbuffer *payload)
+{
+	struct job *j = job_find((uint64_t)m->id);
+	struct job_target *t = j ? job_target(j, e->id) : NULL;
+	size_t len = payload ? evbuffer_get_length(payload) : 0;
+
+	if (t == NULL || !t->streaming) {
+		log_debug("stray chunk from engine %lld dropped",
+			  (long long)e->id);
+		return;
+	}
+	t->stream_seen += len;
+	if (j->client != NULL) {
+		msg_set_int(m, F_ID, (int64_t)j->client_id);
+		msg_set_int(m, F_ENGINE, e->id);
+		conn_send(j->client->conn, m, payload);
+		if (conn_congested(j->client->conn) && e->peer != NULL) {
+			e->peer->paused = true;
+			conn_pause(e->peer->conn, true);
+		}
+	}
+	if (t->stream_seen >= t->stream_total) {
+		t->streaming = false;
+		t->pending = false;
+		j->npending--;
+		job_maybe_done(j);
+	}
+}
+
+/* p's output drained: resume every paused peer no longer held back. */
+void
+jobs_drained(struct peer *p)
+{
+	struct peer *q;
+
+	(void)p;
+	for (q = peer_first(); q != NULL; q = peer_next(q)) {
+		bool held = false;
+		struct job *j;
+
+		if (!q->paused)
+			continue;
+		if (q->kind == PEER_CLIENT) {
+			j = job_find(q->stream_job);
+			held = j != NULL && any_congested_target(j);
+		} else if (q->kind == PEER_ENGINE) {
+			/* An engine waits on the clients of its streams. */
+			TAILQ_FOREACH(j, &jobs, entry) {
+				struct job_target *t = job_target(j,
+							  q->engine->id);
+
+				if (t != NULL && t->streaming &&
+				    j->client != NULL &&
+				    conn_congested(j->client->conn))
+					held = true;
+			}
+		}
+		if (!held) {
+			q->paused = false;
+			conn_pause(q->conn, false);
+		}
+	}
 }
 
 /* Answer every pending target of a dead engine. */
@@ -335,5 +494,26 @@ jobs_client_gone(struct peer *client)
 	while ((j = TAILQ_FIRST(&client->jobs)) != NULL) {
 		TAILQ_REMOVE(&client->jobs, j, client_entry);
 		j->client = NULL;
+		if (j->inbound_stream) {
+			struct msg abort;
+
+			/* Engines drop the partial value and do not reply. */
+			msg_init(&abort, MSG_CHUNK);
+			msg_set_int(&abort, F_ID, (int64_t)j->id);
+			msg_set_str(&abort, F_STATUS, "abort");
+			j->inbound_stream = false;
+			for (size_t i = 0; i < j->ntargets; i++) {
+				struct engine *e =
+					registry_get(j->targets[i].engine);
+
+				if (e->peer != NULL)
+					conn_send(e->peer->conn, &abort, NULL);
+				if (j->targets[i].pending) {
+					j->targets[i].pending = false;
+					j->npending--;
+				}
+			}
+			job_maybe_done(j);
+		}
 	}
 }

@@ -21,6 +21,7 @@
 
 #include "cohort/profile.h"
 #include "controller.h"
+#include "frame.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -53,7 +54,7 @@ usage(FILE *f)
 		"  --ip ADDR        address to listen on (default 127.0.0.1)\n"
 		"  --port N         port to listen on (default: chosen by the kernel)\n"
 		"  --log-level L    error, warn, info (default) or debug\n"
-		"  --max-payload B  largest value payload accepted (default 4 GiB)\n"
+		"  --max-payload B  largest value a request may carry (default 4 GiB)\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"On start it creates the profile's CA and certificates if absent and\n"
@@ -77,6 +78,20 @@ peer_send_error(struct peer *p, int64_t id, const char *fmt, ...)
 		msg_set_int(&m, F_ID, id);
 	msg_set_str(&m, F_MESSAGE, text);
 	conn_send(p->conn, &m, NULL);
+}
+
+/* Iterate over peers. */
+struct peer *
+peer_first(void)
+{
+	return TAILQ_FIRST(&ctl.peers);
+}
+
+/* The peer after p. */
+struct peer *
+peer_next(struct peer *p)
+{
+	return TAILQ_NEXT(p, entry);
 }
 
 static void
@@ -208,6 +223,12 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 			break;
 		jobs_engine_reply(p->engine, m, payload);
 		return;
+	case MSG_CHUNK:
+		if (p->kind == PEER_ENGINE)
+			jobs_engine_chunk(p->engine, m, payload);
+		else
+			jobs_client_chunk(p, m, payload);
+		return;
 	default:
 		break;
 	}
@@ -249,9 +270,17 @@ on_lost(struct conn *c, const char *reason, void *arg)
 	peer_free(p);
 }
 
+static void
+on_drained(struct conn *c, void *arg)
+{
+	(void)c;
+	jobs_drained(arg);
+}
+
 static const struct conn_handlers peer_handlers = {
 	.message = on_message,
 	.lost = on_lost,
+	.drained = on_drained,
 };
 
 static void
@@ -286,7 +315,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		free(p);
 		return;
 	}
-	conn_set_max_payload(p->conn, ctl.max_payload);
+	/* Large values come in chunks; one frame never needs more. */
+	conn_set_max_payload(p->conn, ctl.max_payload < FRAME_MAX_PAYLOAD
+					      ? ctl.max_payload
+					      : FRAME_MAX_PAYLOAD);
 	/* A peer that never completes the handshake and hello is dropped. */
 	conn_set_idle_timeout(p->conn, HELLO_TIMEOUT);
 	TAILQ_INSERT_TAIL(&ctl.peers, p, entry);
@@ -404,6 +436,7 @@ main(int argc, char **argv)
 
 	log_init("cohort-controller", STDERR_FILENO);
 	ctl.max_payload = 4ull << 30;
+	jobs_max_value = ctl.max_payload;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -427,6 +460,7 @@ main(int argc, char **argv)
 			ctl.max_payload = strtoull(optarg, &end, 10);
 			if (*end != '\0' || ctl.max_payload == 0)
 				fatalx("bad --max-payload '%s'", optarg);
+			jobs_max_value = ctl.max_payload;
 			break;
 		case 'h':
 			usage(stdout);

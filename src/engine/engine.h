@@ -35,6 +35,7 @@ struct task {
 	char *name; /* push, pull */
 	void *data; /* push: the value */
 	size_t len;
+	size_t chunked; /* push: size of a value arriving in chunks */
 	struct task *next;
 };
 

@@ -58,6 +58,7 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct task *tasks, **tasks_tail;
+	struct task *streams; /* tasks whose value is still arriving */
 	struct reply_item *replies, **replies_tail;
 	bool registered, failed, stopping;
 	int64_t id;
@@ -141,6 +142,14 @@ stream_take(struct stream *s, size_t *len)
 }
 
 static void
+free_data(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	free(arg);
+}
+
+static void
 send_reply(struct reply_item *it)
 {
 	struct kernel_reply *r = &it->r;
@@ -165,8 +174,28 @@ send_reply(struct reply_item *it)
 		if (r->traceback != NULL)
 			msg_set_str(&m, F_TRACEBACK, r->traceback);
 	}
-	if (io.conn != NULL)
+	if (io.conn != NULL && r->ok && r->len > PROTO_CHUNK) {
+		/* A large value goes as chunks referencing the kernel's
+		 * buffer, which is freed after the last one is sent. */
+		char *data = r->data;
+		size_t off = 0, n;
+		struct msg c;
+
+		msg_set_int(&m, F_CHUNKED, (int64_t)r->len);
+		conn_send_bytes(io.conn, &m, NULL, 0);
+		r->data = NULL;
+		msg_init(&c, MSG_CHUNK);
+		msg_set_int(&c, F_ID, (int64_t)it->task->id);
+		for (; off < r->len; off += n) {
+			n = r->len - off < PROTO_CHUNK ? r->len - off
+						       : PROTO_CHUNK;
+			conn_send_ref(io.conn, &c, data + off, n,
+				      off + n == r->len ? free_data : NULL,
+				      data);
+		}
+	} else if (io.conn != NULL) {
 		conn_send_bytes(io.conn, &m, r->data, r->ok ? r->len : 0);
+	}
 	free(out);
 	free(err);
 }
@@ -244,10 +273,20 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 	} else if (str_eq(m->op, "push") && msg_has(m, F_NAME)) {
 		t->op = TASK_PUSH;
 		t->name = str_dup(m->name);
-		t->len = payload ? evbuffer_get_length(payload) : 0;
-		t->data = xmalloc(t->len);
-		if (t->len > 0)
-			evbuffer_remove(payload, t->data, t->len);
+		if (msg_has(m, F_CHUNKED)) {
+			/* The controller bounds this (--max-payload). */
+			t->chunked = (size_t)m->chunked;
+			t->data = malloc(t->chunked ? t->chunked : 1);
+			if (t->data == NULL) {
+				task_free(t);
+				return -1;
+			}
+		} else {
+			t->len = payload ? evbuffer_get_length(payload) : 0;
+			t->data = xmalloc(t->len);
+			if (t->len > 0)
+				evbuffer_remove(payload, t->data, t->len);
+		}
 	} else if (str_eq(m->op, "pull") && msg_has(m, F_NAME)) {
 		t->op = TASK_PULL;
 		t->name = str_dup(m->name);
@@ -257,6 +296,47 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 	}
 	*out = t;
 	return 0;
+}
+
+static void
+queue_task(struct task *t)
+{
+	pthread_mutex_lock(&io.lock);
+	*io.tasks_tail = t;
+	io.tasks_tail = &t->next;
+	pthread_cond_signal(&io.cond);
+	pthread_mutex_unlock(&io.lock);
+}
+
+/* Append a chunk to the task whose value it carries; queue the task when
+ * its value is complete, drop it if the sender aborted. */
+static void
+stream_chunk(struct msg *m, struct evbuffer *payload)
+{
+	struct task **pp, *t;
+	size_t n = payload ? evbuffer_get_length(payload) : 0;
+
+	for (pp = &io.streams; (t = *pp) != NULL; pp = &t->next)
+		if (t->id == (uint64_t)m->id)
+			break;
+	if (t == NULL)
+		return;
+	if (str_eq(m->status, "abort") || t->len + n > t->chunked) {
+		if (!str_eq(m->status, "abort"))
+			log_warnx("chunk overruns the value of task %llu; "
+				  "dropped", (unsigned long long)t->id);
+		*pp = t->next;
+		task_free(t);
+		return;
+	}
+	if (n > 0)
+		evbuffer_remove(payload, (char *)t->data + t->len, n);
+	t->len += n;
+	if (t->len == t->chunked) {
+		*pp = t->next;
+		t->next = NULL;
+		queue_task(t);
+	}
 }
 
 static void
@@ -294,11 +374,15 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 			conn_send(c, &r, NULL);
 			break;
 		}
-		pthread_mutex_lock(&io.lock);
-		*io.tasks_tail = t;
-		io.tasks_tail = &t->next;
-		pthread_cond_signal(&io.cond);
-		pthread_mutex_unlock(&io.lock);
+		if (t->chunked > 0) {
+			t->next = io.streams;
+			io.streams = t;
+			break;
+		}
+		queue_task(t);
+		break;
+	case MSG_CHUNK:
+		stream_chunk(m, payload);
 		break;
 	case MSG_PING: {
 		struct msg pong;
@@ -460,6 +544,10 @@ io_stop(void)
 		conn_close(io.conn);
 	while ((t = io.tasks) != NULL) {
 		io.tasks = t->next;
+		task_free(t);
+	}
+	while ((t = io.streams) != NULL) {
+		io.streams = t->next;
 		task_free(t);
 	}
 	event_free(io.reply_ev);

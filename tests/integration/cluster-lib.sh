@@ -7,20 +7,23 @@
 #
 #   cluster_unset_ompi_env      drop lib.sh's root/oversubscribe variables,
 #                               so the launcher must handle them itself
-#   cluster_pids                supervisor, controller, mpiexec (from
-#                               cluster.json) and engine pids, one a line
+#   cluster_pids [DIR]          supervisor, controller, mpiexec (from
+#                               cluster.json) and live engine pids (from
+#                               'cohort engines'), one a line
 #   track_pids PID...           kill these on exit too (lib's PIDS)
 #   all_gone PID...             true if none of the pids is alive
+#   alive_of PID...             the ones still alive, on one line
 #   profile_procs [DIR]         pids of processes whose command line names
 #                               the profile directory (controller, mpiexec,
 #                               engines started with --profile DIR)
 #   no_conn_files [DIR]         true if DIR has no client.json, engine.json
-#                               or cluster.json
+#                               or cluster.json (conn_files lists them)
 #   status_shows_up N           'cohort cluster status' says N/N up
 
-# What to run to stop the cluster at exit; tests may override it (e.g. to
-# stop a cluster that runs as another user).
+# What to run to stop the cluster at exit, and the cohort to ask for the
+# engines; tests may override them (e.g. for a cluster of another user).
 CLUSTER_STOP_CMD=(cohort cluster stop --profile "$PROFILE")
+CLUSTER_ENGINES_CMD=(cohort)
 
 cluster_unset_ompi_env() {
 	unset OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \
@@ -62,7 +65,6 @@ for e in json.load(sys.stdin)["engines"]:
     if e["state"] != "dead":
         print(e["pid"])' 2>/dev/null
 }
-CLUSTER_ENGINES_CMD=(cohort)
 
 pid_alive() {
 	kill -0 "$1" 2>/dev/null
@@ -88,10 +90,6 @@ alive_of() {
 profile_procs() {
 	local dir=${1:-$PROFILE}
 	pgrep -f -- "--profile $dir( |\$)" | tr '\n' ' ' | sed 's/ $//'
-}
-
-no_profile_procs() {
-	test -z "$(profile_procs "$@")"
 }
 
 no_conn_files() {

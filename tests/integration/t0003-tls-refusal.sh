@@ -89,7 +89,7 @@ out=$(cohort --profile "$THIRD" px 1 2>&1)
 rc=$?
 check "CLI with another CA's cert exits non-zero (rc $rc)" test "$rc" -ne 0
 expect_match "  ... and says it could not use the controller" "$out" \
-	"^cohort: error: .*127\.0\.0\.1:$port.*TLS"
+	"^cohort: error: .*127\.0\.0\.1:$port.*(TLS|refused this client)"
 expect_log "CLI with another CA's cert: controller logs certificate verify failed" \
 	'closed before hello: TLS error during handshake: .*certificate verify failed'
 # The same connection file with this profile's own certificate works, so

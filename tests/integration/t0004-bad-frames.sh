@@ -54,7 +54,7 @@ while IFS='|' read -r kind reason; do
 	expect_serving "after $kind"
 done <<'EOF'
 garbage|header is not valid msgpack \(bytes: "
-oversize|frame payload of 1099511627776 bytes exceeds the limit of 4294967296
+oversize|frame payload of 1099511627776 bytes exceeds the limit of 67108864
 oversize-header|frame header of 1073741824 bytes exceeds the limit of 16777216
 empty-header|frame with an empty header
 unknown-type|unknown message type 'bogus'

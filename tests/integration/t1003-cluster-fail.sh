@@ -3,7 +3,8 @@
 # t1003-cluster-fail: 'cohort cluster start' failures are reported clearly,
 # exit non-zero, and leave no process and no connection file behind:
 # mpiexec failing, engines that never register (or only some of them), an
-# mpiexec that cannot be run, a controller that cannot listen, bad options.
+# mpiexec that cannot be run, a controller that cannot listen, a daemon
+# supervisor killed while starting, bad options.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster-lib.sh"
 cluster_unset_ompi_env
@@ -127,7 +128,48 @@ expect_match "[bad-ip] it shows the controller's reason" "$out" \
 	'cannot listen on 192\.0\.2\.1'
 left_nothing bad-ip
 
-# (f) bad options are usage errors (exit 2) and start nothing.
+# (f) a --daemon start whose supervisor dies (SIGKILL) while it waits for
+# the engines: the waiting command must notice at once (its pipe from the
+# supervisor is closed) and fail, not wait on; 'cluster stop' then stops
+# what the supervisor left.
+cat >"$T/sleep-mpiexec" <<EOF
+#!/bin/sh
+echo "\$\$" > "$T/sleep.pid"
+exec sleep 600
+EOF
+chmod +x "$T/sleep-mpiexec"
+rm -f "$T/sleep.pid"
+timeout 40 "$COHORT_BIN/cohort" cluster start -n 2 --daemon \
+	--mpiexec "$T/sleep-mpiexec" --timeout 30 >"$T/killed.out" 2>&1 &
+waiting=$!
+track_pids "$waiting"
+if wait_for 20 test -s "$T/sleep.pid" && wait_for 5 test -f "$PROFILE/cluster.json"; then
+	mapfile -t pids < <(cluster_pids)
+	spid=$(cat "$T/sleep.pid")
+	track_pids "${pids[@]}" "$spid"
+	log "pids: ${pids[*]} sleep $spid"
+	kill -s KILL "${pids[0]}"
+	if wait_for 5 eval '! pid_alive "$waiting"'; then
+		wait "$waiting"
+		rc=$?
+		ok "[killed] the waiting command returns within 5 s of its supervisor's death"
+		check "[killed] ... with a non-zero status (rc $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+	else
+		fail "[killed] the waiting command returns within 5 s of its supervisor's death"
+		log "its output so far:"
+		sed 's/^/#   | /' "$T/killed.out"
+	fi
+	out=$(cohort cluster stop 2>&1)
+	expect_eq "[killed] cluster stop exits 0" "$?" 0
+	if wait_for 10 eval '! pid_alive "$waiting"'; then
+		wait "$waiting" 2>/dev/null
+	fi
+	left_nothing killed "${pids[@]:1}" "$spid" "$waiting"
+else
+	fail "[killed] the daemon's supervisor started the fake mpiexec"
+fi
+
+# (g) bad options are usage errors (exit 2) and start nothing.
 for args in "-n 0" "-n x" "--timeout 0" "--timeout -1" "extra-arg"; do
 	# shellcheck disable=SC2086
 	out=$(cohort cluster start $args 2>&1)

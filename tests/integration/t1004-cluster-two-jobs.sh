@@ -93,7 +93,6 @@ fi
 check "no connection files left ($(conn_files))" no_conn_files
 # The hand-started job is not the cluster's, but its engines lose their
 # controller and exit (after a grace period), and so does its mpiexec.
-hand=$(pgrep -P "$MPIEXEC_PID" | tr '\n' ' ')
 if wait_for 20 eval '! pid_alive "$MPIEXEC_PID"'; then
 	ok "the hand-started job ends once its controller is gone"
 else

@@ -301,7 +301,7 @@ test_npy_round_trip(void)
 	uint64_t shape[2] = {2, 3};
 	struct cohort_error err;
 	msgpack_sbuffer sb, back;
-	char arg[600], cmd[1200];
+	char arg[600], cmd[2048];
 	int rc;
 
 	msgpack_sbuffer_init(&sb);
