@@ -51,6 +51,9 @@ struct cohort_request {
 	const void *data;
 	size_t len;
 	double timeout;
+	/* On timeout, interrupt the engines still running (else their code
+	 * keeps running and only the wait ends). */
+	int interrupt_on_timeout;
 };
 
 /* One registered engine. */
@@ -72,6 +75,26 @@ struct cohort_client *cohort_connect(const char *profile,
 void cohort_disconnect(struct cohort_client *c);
 
 typedef void (*cohort_reply_fn)(const struct cohort_reply *r, void *arg);
+
+/* Live output: text an engine wrote to name ("stdout" or "stderr") while
+ * running the current request; not NUL-terminated. */
+typedef void (*cohort_stream_fn)(int64_t engine, const char *name,
+				 const char *text, size_t len, void *arg);
+
+/* Receive live output of later requests through fn (NULL: off, the
+ * default; replies always carry the whole output anyway). */
+void cohort_set_stream(struct cohort_client *c, cohort_stream_fn fn,
+		       void *arg);
+
+/* Make later requests interruptible from the terminal: a first SIGINT
+ * (Ctrl-C) while a request runs interrupts the targets' code (a Python
+ * KeyboardInterrupt, reported per engine) and keeps waiting; a second
+ * within a second stops waiting and returns -1 ("left running"). */
+void cohort_set_interruptible(struct cohort_client *c, int on);
+
+/* Send an interrupt to the targets' running code. */
+int cohort_interrupt(struct cohort_client *c, const char *targets,
+		     cohort_reply_fn fn, void *arg, struct cohort_error *err);
 
 /* Send a request and call fn once per target engine as replies arrive (in
  * arrival order). Returns the number of targets whose status is not "ok"

@@ -68,8 +68,16 @@ void px_reply_copy(struct px_reply *dst, const struct cohort_reply *src);
 void px_reply_clear(struct px_reply *r);
 /* Sort replies by engine id. */
 void px_replies_sort(struct px_reply *r, size_t n);
-/* Render replies as text to stdout. */
-void output_px_text(const struct px_reply *r, size_t n);
+/* Render replies as text to stdout, in engine order. with_output also
+ * prints stdout/stderr (not when they were streamed live); collapse
+ * prints replies that show the same thing once, with their engine set. */
+void output_px_text(const struct px_reply *r, size_t n, bool with_output,
+		    bool collapse);
+/* A cohort_stream_fn printing live output line by line. */
+void stream_print(int64_t engine, const char *name, const char *text,
+		  size_t len, void *arg);
+/* Print partial lines left by stream_print. */
+void stream_flush(void);
 /* Render replies as one JSON document to stdout. */
 void output_px_json(const struct px_reply *r, size_t n);
 /* Print the error (or dead/timeout) line of each failed reply; returns the

@@ -13,19 +13,29 @@ static int cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv);
 const struct cmd_entry cmd_px_entry = {
 	.name = "px",
 	.alias = "execute",
-	.usage = "[--targets T] [--timeout S] [--json] CODE",
+	.usage = "[--targets T] [--timeout S] [--interrupt-on-timeout] [--json]\n"
+		 "                 [--no-stream] [--no-collapse] CODE",
 	.summary = "run code on engines and print each engine's output",
 	.help =
 	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"
 	"  --timeout S       give up on engines still running after S seconds\n"
 	"                    (they are reported as 'timeout'; their code runs on)\n"
+	"  --interrupt-on-timeout\n"
+	"                    also interrupt the late engines' code at the timeout\n"
 	"  --json            print one JSON document instead of text\n"
+	"  --no-stream       print output at the end, not as it is written\n"
+	"  --no-collapse     print every engine separately, even when they agree\n"
 	"  --profile P       profile name or directory\n"
 	"\n"
 	"CODE '-' reads the code from standard input. Output is printed per\n"
 	"engine in engine order: [stdout:N], [stderr:N], the value of a\n"
 	"trailing expression as [N] Out[K]: ..., and errors with their\n"
-	"traceback. The exit status is 0 only if every engine succeeded.\n",
+	"traceback. Engines that print the same thing are shown once, with\n"
+	"their engine set ([0-3] Out[5]: 187.45). Output lines stream as the\n"
+	"engines write them. Ctrl-C interrupts the engines' code (each reports\n"
+	"KeyboardInterrupt); a second Ctrl-C within a second stops waiting.\n"
+	"Colour only on a terminal, and never with NO_COLOR set.\n"
+	"The exit status is 0 only if every engine succeeded.\n",
 	.exec = cmd_px_exec,
 };
 
@@ -55,6 +65,9 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		{ "targets", required_argument, NULL, 't' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-stream", no_argument, NULL, 'S' },
+		{ "no-collapse", no_argument, NULL, 'C' },
+		{ "interrupt-on-timeout", no_argument, NULL, 'I' },
 		{ "profile", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -64,7 +77,7 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 	struct cohort_client *c;
 	struct cohort_error err;
 	char *code = NULL, *end;
-	int json = 0, ch, rc;
+	int json = 0, stream = 1, collapse = 1, ch, rc;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
@@ -81,6 +94,15 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'S':
+			stream = 0;
+			break;
+		case 'C':
+			collapse = 0;
+			break;
+		case 'I':
+			rq.interrupt_on_timeout = 1;
 			break;
 		case 'p':
 			ctx->profile = optarg;
@@ -103,18 +125,25 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		free(code);
 		return 1;
 	}
+	if (json)
+		stream = 0;
+	if (stream)
+		cohort_set_stream(c, stream_print, NULL);
+	cohort_set_interruptible(c, 1);
 	rc = cohort_request(c, &rq, collect_reply, &col, &err);
 	cohort_disconnect(c);
 	free(code);
-	if (rc < 0) {
-		collect_clear(&col);
-		return cli_error("%s", err.text);
-	}
+	if (stream)
+		stream_flush();
 	px_replies_sort(col.r, col.n);
 	if (json)
 		output_px_json(col.r, col.n);
 	else
-		output_px_text(col.r, col.n);
+		output_px_text(col.r, col.n, !stream, collapse);
+	if (rc < 0) {
+		collect_clear(&col);
+		return cli_error("%s", err.text);
+	}
 	collect_clear(&col);
 	return rc == 0 ? 0 : 1;
 }

@@ -8,6 +8,7 @@
 
 extern const struct cmd_entry cmd_cluster_entry;
 extern const struct cmd_entry cmd_gather_entry;
+extern const struct cmd_entry cmd_interrupt_entry;
 extern const struct cmd_entry cmd_pull_entry;
 extern const struct cmd_entry cmd_push_entry;
 extern const struct cmd_entry cmd_px_entry;
@@ -18,6 +19,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_cluster_entry,
 	&cmd_engines_entry,
 	&cmd_gather_entry,
+	&cmd_interrupt_entry,
 	&cmd_pull_entry,
 	&cmd_push_entry,
 	&cmd_px_entry,

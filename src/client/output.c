@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
+#include "targets.h"
 #include "util.h"
 
 static char *
@@ -107,24 +109,173 @@ print_lines(const char *prefix, const char *text)
 	}
 }
 
-/* Print replies as text, in the order given. */
-void
-output_px_text(const struct px_reply *r, size_t n)
+/* Colour escapes, empty unless stdout is a terminal and NO_COLOR is unset
+ * (https://no-color.org). */
+static const char *
+colour(const char *code)
 {
-	char prefix[64];
+	static int on = -1;
 
-	for (size_t i = 0; i < n; i++) {
-		long long id = (long long)r[i].engine;
+	if (on < 0) {
+		const char *nc = getenv("NO_COLOR");
 
-		snprintf(prefix, sizeof(prefix), "[stdout:%lld] ", id);
-		print_lines(prefix, r[i].out);
-		snprintf(prefix, sizeof(prefix), "[stderr:%lld] ", id);
-		print_lines(prefix, r[i].err);
-		if (r[i].result != NULL)
-			printf("[%lld] Out[%lld]: %s\n", id,
-			       (long long)r[i].count, r[i].result);
-		output_failures(&r[i], 1);
+		on = isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0');
 	}
+	return on ? code : "";
+}
+#define C_DIM colour("\033[2m")
+#define C_RED colour("\033[31m")
+#define C_GREEN colour("\033[32m")
+#define C_OFF colour("\033[0m")
+
+/* What a reply shows, as one comparable string: replies with equal keys
+ * are printed once with their engine set. */
+static char *
+reply_key(const struct px_reply *r, bool with_output)
+{
+	return xasprintf("%s\x1f%s\x1f%s\x1f%lld\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
+			 r->status, with_output ? r->out : "",
+			 with_output ? r->err : "", (long long)r->count,
+			 r->result ? r->result : "\x1e", r->ename ? r->ename : "",
+			 r->evalue ? r->evalue : "",
+			 r->traceback ? r->traceback : "",
+			 r->result ? "" : "-");
+}
+
+static void
+print_one(const struct px_reply *r, const char *who, bool with_output)
+{
+	char prefix[320];
+
+	if (with_output) {
+		snprintf(prefix, sizeof(prefix), "%s[stdout:%s]%s ", C_DIM,
+			 who, C_OFF);
+		print_lines(prefix, r->out);
+		snprintf(prefix, sizeof(prefix), "%s[stderr:%s]%s ", C_RED,
+			 who, C_OFF);
+		print_lines(prefix, r->err);
+	}
+	if (r->result != NULL)
+		printf("%s[%s] Out[%lld]:%s %s\n", C_GREEN, who,
+		       (long long)r->count, C_OFF, r->result);
+	if (strcmp(r->status, "ok") == 0)
+		return;
+	if (strcmp(r->status, "error") == 0) {
+		printf("%s[%s] %s:%s %s\n", C_RED, who,
+		       r->ename ? r->ename : "Error", C_OFF,
+		       r->evalue ? r->evalue : "");
+		if (r->traceback != NULL)
+			print_lines("    ", r->traceback);
+	} else {
+		printf("%s[%s] %s:%s %s\n", C_RED, who, r->status, C_OFF,
+		       r->evalue ? r->evalue : "");
+	}
+}
+
+/* Print replies as text in engine order; with collapse, replies that
+ * show the same thing print once, headed by their engine set ("0-3"). */
+void
+output_px_text(const struct px_reply *r, size_t n, bool with_output,
+	       bool collapse)
+{
+	char **keys = xcalloc(n ? n : 1, sizeof(char *));
+	int64_t *ids = xcalloc(n ? n : 1, sizeof(int64_t));
+	bool *done = xcalloc(n ? n : 1, sizeof(bool));
+	char who[256];
+
+	for (size_t i = 0; i < n; i++)
+		keys[i] = reply_key(&r[i], with_output);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		if (done[i])
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (done[j] || (j != i && (!collapse ||
+					strcmp(keys[i], keys[j]) != 0)))
+				continue;
+			done[j] = true;
+			ids[k++] = r[j].engine;
+		}
+		targets_format(ids, k, who, sizeof(who));
+		print_one(&r[i], who, with_output);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	free(ids);
+	free(done);
+	fflush(stdout);
+}
+
+/* Live output: complete lines print at once with their engine prefix;
+ * a partial line waits for its end (or for stream_flush()). */
+struct live_line {
+	int64_t engine;
+	bool err;
+	char *buf;
+	size_t len;
+};
+
+static struct live_line *live;
+static size_t nlive;
+
+static void
+live_print(const struct live_line *l, const char *text, size_t len)
+{
+	printf("%s[%s:%lld]%s %.*s\n", l->err ? C_RED : C_DIM,
+	       l->err ? "stderr" : "stdout", (long long)l->engine, C_OFF,
+	       (int)len, text);
+}
+
+/* A cohort_stream_fn that prints lines as they complete. */
+void
+stream_print(int64_t engine, const char *name, const char *text, size_t len,
+	     void *arg)
+{
+	bool err = strcmp(name, "stderr") == 0;
+	struct live_line *l = NULL;
+
+	(void)arg;
+	for (size_t i = 0; i < nlive; i++)
+		if (live[i].engine == engine && live[i].err == err)
+			l = &live[i];
+	if (l == NULL) {
+		live = xrealloc(live, (nlive + 1) * sizeof(*live));
+		l = &live[nlive++];
+		memset(l, 0, sizeof(*l));
+		l->engine = engine;
+		l->err = err;
+	}
+	l->buf = xrealloc(l->buf, l->len + len + 1);
+	memcpy(l->buf + l->len, text, len);
+	l->len += len;
+	for (;;) {
+		char *nl = memchr(l->buf, '\n', l->len);
+		size_t k;
+
+		if (nl == NULL)
+			break;
+		k = (size_t)(nl - l->buf);
+		live_print(l, l->buf, k);
+		memmove(l->buf, nl + 1, l->len - k - 1);
+		l->len -= k + 1;
+	}
+	fflush(stdout);
+}
+
+/* Print what is left of partial lines and forget them. */
+void
+stream_flush(void)
+{
+	for (size_t i = 0; i < nlive; i++) {
+		if (live[i].len > 0)
+			live_print(&live[i], live[i].buf, live[i].len);
+		free(live[i].buf);
+	}
+	free(live);
+	live = NULL;
+	nlive = 0;
 	fflush(stdout);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -51,6 +52,13 @@ struct cohort_client {
 	struct cohort_engine *engines;
 	size_t nengines;
 	struct stream *streams;
+	cohort_stream_fn stream_fn;
+	void *stream_arg;
+	bool interruptible;
+	struct event *sigint_ev;
+	double last_sigint;
+	char *cur_targets; /* the running request's target spec */
+	bool abandoned;
 };
 
 static void deliver_reply(struct cohort_client *c, struct msg *m,
@@ -230,6 +238,13 @@ on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
 		if ((uint64_t)m->id == c->cur_id)
 			stream_chunk(c, m, payload);
 		break;
+	case MSG_STREAM:
+		if ((uint64_t)m->id == c->cur_id && c->stream_fn != NULL)
+			c->stream_fn(m->engine,
+				     str_eq(m->name, "stderr") ? "stderr"
+							       : "stdout",
+				     m->text.p, m->text.n, c->stream_arg);
+		break;
 	case MSG_DONE:
 		if ((uint64_t)m->id == c->cur_id)
 			c->done = true;
@@ -371,12 +386,61 @@ error:
 	return NULL;
 }
 
+/* Route live output to fn. */
+void
+cohort_set_stream(struct cohort_client *c, cohort_stream_fn fn, void *arg)
+{
+	c->stream_fn = fn;
+	c->stream_arg = arg;
+}
+
+/* Let Ctrl-C interrupt requests. */
+void
+cohort_set_interruptible(struct cohort_client *c, int on)
+{
+	c->interruptible = on != 0;
+}
+
+/* Send an interrupt request for the running request's targets; its
+ * replies have another id and are ignored. */
+static void
+send_interrupt_request(struct cohort_client *c)
+{
+	struct cohort_error err;
+	struct targets t;
+	struct msg m;
+
+	if (c->conn == NULL ||
+	    targets_parse(c->cur_targets, &t, &err) < 0)
+		return;
+	msg_init(&m, MSG_REQUEST);
+	msg_set_int(&m, F_ID, (int64_t)++c->next_id);
+	msg_set_str(&m, F_OP, "interrupt");
+	if (!t.all)
+		msg_set_targets(&m, t.ids, t.n);
+	conn_send(c->conn, &m, NULL);
+	targets_clear(&t);
+}
+
+/* Interrupt the targets' running code. */
+int
+cohort_interrupt(struct cohort_client *c, const char *targets,
+		 cohort_reply_fn fn, void *arg, struct cohort_error *err)
+{
+	struct cohort_request rq = { .op = "interrupt", .targets = targets };
+
+	return cohort_request(c, &rq, fn, arg, err);
+}
+
 /* Close and free a client. */
 void
 cohort_disconnect(struct cohort_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->sigint_ev != NULL)
+		event_free(c->sigint_ev);
+	free(c->cur_targets);
 	if (c->conn != NULL)
 		conn_close(c->conn);
 	tls_ctx_free(c->tls);
@@ -392,11 +456,44 @@ cohort_disconnect(struct cohort_client *c)
 	free(c);
 }
 
+static void send_interrupt_request(struct cohort_client *c);
+
+static void
+sigint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cohort_client *c = arg;
+	double now = now_monotonic();
+
+	(void)fd;
+	(void)what;
+	if (now - c->last_sigint < 1.0) {
+		/* Second Ctrl-C: stop waiting, leave the request running. */
+		c->abandoned = true;
+		c->done = true;
+		return;
+	}
+	c->last_sigint = now;
+	send_interrupt_request(c);
+}
+
 static int
 run_until_done(struct cohort_client *c, struct cohort_error *err)
 {
+	bool armed = false;
+
+	c->abandoned = false;
+	c->last_sigint = -10;
+	if (c->interruptible && c->sigint_ev == NULL)
+		c->sigint_ev = evsignal_new(c->base, SIGINT, sigint_cb, c);
+	if (c->interruptible && c->sigint_ev != NULL)
+		armed = evsignal_add(c->sigint_ev, NULL) == 0;
 	while (!c->done)
 		event_base_loop(c->base, EVLOOP_ONCE);
+	if (armed)
+		evsignal_del(c->sigint_ev);
+	if (c->abandoned)
+		return errprintf(err, "interrupted: stopped waiting; the "
+				 "request goes on running on the engines");
 	if (c->failed)
 		return errprintf(err, "%s", c->reason);
 	return 0;
@@ -509,6 +606,12 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_str(&m, F_NAME, rq->name);
 	if (rq->timeout > 0)
 		msg_set_double(&m, F_TIMEOUT, rq->timeout);
+	if (rq->interrupt_on_timeout)
+		msg_set_str(&m, F_ONTIMEOUT, "interrupt");
+	if (c->stream_fn != NULL && strcmp(rq->op, "execute") == 0)
+		msg_set_int(&m, F_STREAM, 1);
+	free(c->cur_targets);
+	c->cur_targets = rq->targets ? xstrdup(rq->targets) : NULL;
 	{
 		struct piece p = { rq->data, rq->data ? rq->len : 0, -1 };
 

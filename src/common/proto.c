@@ -52,6 +52,11 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_PARTS] = FLD("parts", FT_PARTS, parts),
 	[F_CHUNKED] = FLD("chunked", FT_INT, chunked),
 	[F_LAST] = FLD("last", FT_INT, last),
+	[F_STREAM] = FLD("stream", FT_INT, stream),
+	[F_TEXT] = FLD("text", FT_STR, text),
+	[F_HEARTBEAT] = FLD("heartbeat", FT_DOUBLE, heartbeat),
+	[F_TOLERANCE] = FLD("tolerance", FT_INT, tolerance),
+	[F_ONTIMEOUT] = FLD("on_timeout", FT_STR, on_timeout),
 };
 
 #define BIT(f) (1ull << (f))
@@ -71,6 +76,8 @@ static const struct {
 	[MSG_PING] = { "ping", 0 },
 	[MSG_PONG] = { "pong", 0 },
 	[MSG_CHUNK] = { "chunk", BIT(F_ID) },
+	[MSG_INTERRUPT] = { "interrupt", 0 },
+	[MSG_STREAM] = { "stream", BIT(F_ID) | BIT(F_NAME) | BIT(F_TEXT) },
 };
 
 /* Engine listing entries: a map with these keys. */

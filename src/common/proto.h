@@ -37,6 +37,8 @@ enum msg_type {
 	MSG_PING,      /* heartbeat */
 	MSG_PONG,
 	MSG_CHUNK,     /* a piece of a chunked payload (see docs/protocol.md) */
+	MSG_INTERRUPT, /* controller -> engine: interrupt the running code */
+	MSG_STREAM,    /* engine -> controller -> client: output as written */
 	MSG_TYPE_MAX
 };
 
@@ -76,6 +78,12 @@ enum msg_field {
 	F_CHUNKED,  /* "chunked"   int   the payload follows in chunk messages:
 				       its total size */
 	F_LAST,     /* "last"      int   1 on the final chunk */
+	F_STREAM,   /* "stream"    int   request: 1 to get stream messages */
+	F_TEXT,     /* "text"      str   stream: the output */
+	F_HEARTBEAT,/* "heartbeat" float welcome: seconds between pings */
+	F_TOLERANCE,/* "tolerance" int   welcome: pings missed before a peer
+				       counts as dead */
+	F_ONTIMEOUT,/* "on_timeout" str  request: "interrupt" the late engines */
 	F_FIELD_MAX
 };
 
@@ -99,7 +107,9 @@ struct msg {
 	uint64_t has; /* bit (1 << field) set when the field is present */
 
 	int64_t version, id, engine, rank, size, pid, count, ntargets, nfailed;
-	int64_t chunked, last;
+	int64_t chunked, last, stream, tolerance;
+	double heartbeat;
+	struct str text, on_timeout;
 	double timeout, elapsed, uptime;
 	struct str role, op, code, name, host, kernel, job, state, status;
 	struct str out, err, result, ename, evalue, traceback, message;

@@ -38,6 +38,7 @@ struct engine {
 	enum engine_state state;
 	double registered; /* monotonic time */
 	int ntasks;        /* tasks sent and not answered */
+	double last_seen;  /* monotonic time of its last message */
 	struct peer *peer; /* NULL once dead */
 };
 
@@ -64,6 +65,8 @@ struct job {
 	struct job_target *targets;
 	size_t ntargets, npending, nfailed;
 	bool inbound_stream;   /* the client's chunks are still arriving */
+	bool stream;           /* the client wants output as it is written */
+	bool interrupt_late;   /* on timeout, interrupt the late engines */
 	struct event *timer;
 	TAILQ_ENTRY(job) entry;        /* all jobs */
 	TAILQ_ENTRY(job) client_entry; /* the client's jobs */
@@ -102,6 +105,8 @@ void jobs_client_chunk(struct peer *client, struct msg *m,
 		       struct evbuffer *payload);
 void jobs_engine_chunk(struct engine *e, struct msg *m,
 		       struct evbuffer *payload);
+/* Output an engine wrote while running a job's task. */
+void jobs_engine_stream(struct engine *e, struct msg *m);
 /* Output of a peer drained: resume sources paused for it. */
 void jobs_drained(struct peer *p);
 /* The largest value a request may carry (--max-payload). */

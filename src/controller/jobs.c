@@ -128,6 +128,16 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 }
 
 static void
+send_interrupt(struct engine *e)
+{
+	struct msg m;
+
+	msg_init(&m, MSG_INTERRUPT);
+	if (e->peer != NULL)
+		conn_send(e->peer->conn, &m, NULL);
+}
+
+static void
 job_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
@@ -138,12 +148,62 @@ job_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < j->ntargets; i++) {
 		if (!j->targets[i].pending)
 			continue;
-		snprintf(text, sizeof(text), "engine %lld did not answer "
-			 "within the timeout; its code keeps running",
-			 (long long)j->targets[i].engine);
+		if (j->interrupt_late) {
+			struct engine *e = registry_get(j->targets[i].engine);
+
+			if (e != NULL)
+				send_interrupt(e);
+		}
+		snprintf(text, sizeof(text), "no answer within the timeout; %s",
+			 j->interrupt_late ? "its code was interrupted"
+					   : "its code keeps running");
 		job_answer(j, &j->targets[i], "timeout", "Timeout", text);
 	}
 	job_maybe_done(j);
+}
+
+/* An interrupt job: signal each target and answer for it at once. */
+static void
+jobs_interrupt(struct job *j)
+{
+	for (size_t i = 0; i < j->ntargets; i++) {
+		struct job_target *t = &j->targets[i];
+		struct engine *e = registry_get(t->engine);
+		struct msg m;
+
+		if (e->state == ENGINE_DEAD) {
+			job_answer(j, t, "dead", "EngineDead",
+				   "the engine is dead");
+			continue;
+		}
+		send_interrupt(e);
+		t->pending = false;
+		j->npending--;
+		msg_init(&m, MSG_REPLY);
+		msg_set_int(&m, F_ID, (int64_t)j->client_id);
+		msg_set_int(&m, F_ENGINE, e->id);
+		msg_set_int(&m, F_RANK, e->rank);
+		msg_set_str(&m, F_STATUS, "ok");
+		msg_set_str(&m, F_RESULT, e->state == ENGINE_BUSY
+						  ? "interrupt sent"
+						  : "interrupt sent (engine idle)");
+		conn_send(j->client->conn, &m, NULL);
+	}
+	job_maybe_done(j);
+}
+
+/* Forward a line of live output to a client that asked for it. */
+void
+jobs_engine_stream(struct engine *e, struct msg *m)
+{
+	struct job *j = job_find((uint64_t)m->id);
+	struct job_target *t = j ? job_target(j, e->id) : NULL;
+
+	if (t == NULL || !t->pending || !j->stream || j->client == NULL)
+		return;
+	msg_set_int(m, F_ID, (int64_t)j->client_id);
+	msg_set_int(m, F_ENGINE, e->id);
+	conn_send(j->client->conn, m, NULL);
 }
 
 static int
@@ -163,7 +223,9 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 				"controller's limit of %llu (--max-payload)",
 				(unsigned long long)plen,
 				(unsigned long long)jobs_max_value), -1;
-	if (str_eq(m->op, "execute")) {
+	if (str_eq(m->op, "interrupt")) {
+		return 0;
+	} else if (str_eq(m->op, "execute")) {
 		if (!msg_has(m, F_CODE))
 			return snprintf(why, n, "execute needs code"), -1;
 	} else if (str_eq(m->op, "push")) {
@@ -244,6 +306,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	j->client = client;
 	j->targets = xcalloc(n, sizeof(*j->targets));
 	j->ntargets = j->npending = n;
+	j->stream = msg_has(m, F_STREAM) && m->stream;
+	j->interrupt_late = str_eq(m->on_timeout, "interrupt");
 	TAILQ_INSERT_TAIL(&jobs, j, entry);
 	TAILQ_INSERT_TAIL(&client->jobs, j, client_entry);
 	for (size_t i = 0; i < n; i++) {
@@ -252,6 +316,10 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	}
 	free(ids);
 
+	if (str_eq(m->op, "interrupt")) {
+		jobs_interrupt(j);
+		return;
+	}
 	/* The task is the request with the job id in place of the client's
 	 * request id; the payload is referenced by every target's output.
 	 * A scatter is a push of one slice of the payload to each target:

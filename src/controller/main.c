@@ -37,6 +37,9 @@ static struct {
 	TAILQ_HEAD(peer_head_s, peer) peers;
 	uint64_t next_serial;
 	uint64_t max_payload;
+	double heartbeat;
+	int tolerance;
+	struct event *heartbeat_ev;
 } ctl;
 
 static void
@@ -55,6 +58,10 @@ usage(FILE *f)
 		"  --port N         port to listen on (default: chosen by the kernel)\n"
 		"  --log-level L    error, warn, info (default) or debug\n"
 		"  --max-payload B  largest value a request may carry (default 4 GiB)\n"
+		"  --heartbeat S    seconds between heartbeats to engines (default 1)\n"
+		"  --heartbeat-tolerance N\n"
+		"                   heartbeats an engine may miss before it is\n"
+		"                   declared dead (default 5)\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"On start it creates the profile's CA and certificates if absent and\n"
@@ -174,6 +181,8 @@ handle_hello(struct peer *p, struct msg *m)
 	}
 	msg_init(&w, MSG_WELCOME);
 	msg_set_int(&w, F_VERSION, PROTO_VERSION);
+	msg_set_double(&w, F_HEARTBEAT, ctl.heartbeat);
+	msg_set_int(&w, F_TOLERANCE, ctl.tolerance);
 	if (role == COHORT_ROLE_ENGINE) {
 		p->engine = registry_add(p, m, &err);
 		if (p->engine == NULL) {
@@ -181,6 +190,7 @@ handle_hello(struct peer *p, struct msg *m)
 			return;
 		}
 		p->kind = PEER_ENGINE;
+		p->engine->last_seen = now_monotonic();
 		msg_set_int(&w, F_ENGINE, p->engine->id);
 	} else {
 		p->kind = PEER_CLIENT;
@@ -200,6 +210,8 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 		handle_hello(p, m);
 		return;
 	}
+	if (p->kind == PEER_ENGINE)
+		p->engine->last_seen = now_monotonic();
 	switch (m->type) {
 	case MSG_PING: {
 		struct msg pong;
@@ -222,6 +234,11 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 		if (p->kind != PEER_ENGINE)
 			break;
 		jobs_engine_reply(p->engine, m, payload);
+		return;
+	case MSG_STREAM:
+		if (p->kind != PEER_ENGINE)
+			break;
+		jobs_engine_stream(p->engine, m);
 		return;
 	case MSG_CHUNK:
 		if (p->kind == PEER_ENGINE)
@@ -282,6 +299,37 @@ static const struct conn_handlers peer_handlers = {
 	.lost = on_lost,
 	.drained = on_drained,
 };
+
+/* Ping every engine; one silent for longer than the tolerance is dead,
+ * even if its connection looks open (a hung host, a stopped process). */
+static void
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	double now = now_monotonic(), limit = ctl.heartbeat * ctl.tolerance;
+	struct peer *p, *next;
+	struct msg ping;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	msg_init(&ping, MSG_PING);
+	for (p = TAILQ_FIRST(&ctl.peers); p != NULL; p = next) {
+		char reason[128];
+
+		next = TAILQ_NEXT(p, entry);
+		if (p->kind != PEER_ENGINE)
+			continue;
+		if (now - p->engine->last_seen <= limit) {
+			conn_send(p->conn, &ping, NULL);
+			continue;
+		}
+		snprintf(reason, sizeof(reason), "no heartbeat for %.1f s "
+			 "(tolerance %d x %.1f s)", now - p->engine->last_seen,
+			 ctl.tolerance, ctl.heartbeat);
+		conn_close(p->conn);
+		on_lost(NULL, reason, p);
+	}
+}
 
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -423,6 +471,8 @@ main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'P' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'm' },
+		{ "heartbeat", required_argument, NULL, 'b' },
+		{ "heartbeat-tolerance", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -437,6 +487,8 @@ main(int argc, char **argv)
 	log_init("cohort-controller", STDERR_FILENO);
 	ctl.max_payload = 4ull << 30;
 	jobs_max_value = ctl.max_payload;
+	ctl.heartbeat = 1.0;
+	ctl.tolerance = 5;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -461,6 +513,19 @@ main(int argc, char **argv)
 			if (*end != '\0' || ctl.max_payload == 0)
 				fatalx("bad --max-payload '%s'", optarg);
 			jobs_max_value = ctl.max_payload;
+			break;
+		case 'b':
+			ctl.heartbeat = strtod(optarg, &end);
+			if (*end != '\0' || !(ctl.heartbeat >= 0.01 &&
+					       ctl.heartbeat <= 3600))
+				fatalx("bad --heartbeat '%s' (seconds, 0.01 to "
+				       "3600)", optarg);
+			break;
+		case 't':
+			ctl.tolerance = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || ctl.tolerance < 1 ||
+			    ctl.tolerance > 1000)
+				fatalx("bad --heartbeat-tolerance '%s'", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -502,6 +567,18 @@ main(int argc, char **argv)
 	    evsignal_add(sigint_ev, NULL) < 0 ||
 	    evsignal_add(sigterm_ev, NULL) < 0)
 		fatalx("cannot install signal handlers");
+	{
+		struct timeval tv;
+
+		tv.tv_sec = (time_t)ctl.heartbeat;
+		tv.tv_usec = (suseconds_t)((ctl.heartbeat -
+					    (double)tv.tv_sec) * 1e6);
+		ctl.heartbeat_ev = event_new(ctl.base, -1, EV_PERSIST,
+					     heartbeat_cb, NULL);
+		if (ctl.heartbeat_ev == NULL ||
+		    event_add(ctl.heartbeat_ev, &tv) < 0)
+			fatalx("cannot start the heartbeat");
+	}
 	write_conninfo(ip, bound);
 	log_info("listening on %s:%d (profile %s)", ip, bound, ctl.dir);
 
@@ -515,6 +592,7 @@ main(int argc, char **argv)
 	}
 	jobs_free();
 	registry_free();
+	event_free(ctl.heartbeat_ev);
 	evconnlistener_free(ctl.listener);
 	event_free(sigint_ev);
 	event_free(sigterm_ev);

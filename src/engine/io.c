@@ -37,6 +37,7 @@ struct reply_item {
 };
 
 struct stream {
+	const char *name; /* "stdout" or "stderr" */
 	int fd;
 	struct event *ev;
 	struct evbuffer *buf;
@@ -62,6 +63,11 @@ static struct {
 	struct reply_item *replies, **replies_tail;
 	bool registered, failed, stopping;
 	int64_t id;
+	uint64_t current;   /* task the main thread runs (atomic), 0 if none */
+	double heartbeat;   /* the controller's ping period */
+	int tolerance;      /* pings missed before it counts as gone */
+	double last_heard;  /* monotonic time of its last message */
+	struct event *watch_ev;
 	char reason[600];
 } io;
 
@@ -98,9 +104,22 @@ stream_drain(struct stream *s)
 
 	for (;;) {
 		ssize_t n = read(s->fd, buf, sizeof(buf));
+		uint64_t task = __atomic_load_n(&io.current, __ATOMIC_ACQUIRE);
 
 		if (n <= 0)
 			break;
+		/* Live output: the controller forwards it to clients that
+		 * asked; the reply still carries all of it. */
+		if (task != 0 && io.conn != NULL &&
+		    evbuffer_get_length(s->buf) < OUTPUT_CAP) {
+			struct msg m;
+
+			msg_init(&m, MSG_STREAM);
+			msg_set_int(&m, F_ID, (int64_t)task);
+			msg_set_str(&m, F_NAME, s->name);
+			msg_set_strn(&m, F_TEXT, buf, (size_t)n);
+			conn_send(io.conn, &m, NULL);
+		}
 		if (evbuffer_get_length(s->buf) + (size_t)n > OUTPUT_CAP) {
 			size_t room = OUTPUT_CAP - evbuffer_get_length(s->buf);
 
@@ -298,6 +317,9 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 	return 0;
 }
 
+static void on_lost(struct conn *c, const char *reason, void *arg);
+static void watch_start(double period, int tolerance);
+
 static void
 queue_task(struct task *t)
 {
@@ -345,8 +367,12 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 	struct task *t;
 
 	(void)arg;
+	io.last_heard = now_monotonic();
 	switch (m->type) {
 	case MSG_WELCOME:
+		if (msg_has(m, F_HEARTBEAT) && m->heartbeat > 0 &&
+		    msg_has(m, F_TOLERANCE) && m->tolerance > 0)
+			watch_start(m->heartbeat, (int)m->tolerance);
 		pthread_mutex_lock(&io.lock);
 		io.registered = true;
 		io.id = m->engine;
@@ -384,6 +410,10 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 	case MSG_CHUNK:
 		stream_chunk(m, payload);
 		break;
+	case MSG_INTERRUPT:
+		log_info("interrupt requested");
+		io.kernel->interrupt();
+		break;
 	case MSG_PING: {
 		struct msg pong;
 
@@ -396,6 +426,40 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 			  msg_type_name(m->type));
 		break;
 	}
+}
+
+/* The controller pings every period; silence beyond the tolerance means
+ * it is gone even if the connection looks open. */
+static void
+watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	double silent = now_monotonic() - io.last_heard;
+	char reason[128];
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (io.conn == NULL || silent <= io.heartbeat * io.tolerance)
+		return;
+	snprintf(reason, sizeof(reason), "no heartbeat from the controller "
+		 "for %.1f s", silent);
+	conn_close(io.conn);
+	on_lost(NULL, reason, NULL);
+}
+
+static void
+watch_start(double period, int tolerance)
+{
+	struct timeval tv;
+
+	io.heartbeat = period;
+	io.tolerance = tolerance;
+	io.last_heard = now_monotonic();
+	tv.tv_sec = (time_t)period;
+	tv.tv_usec = (suseconds_t)((period - (double)tv.tv_sec) * 1e6);
+	io.watch_ev = event_new(io.base, -1, EV_PERSIST, watch_cb, NULL);
+	if (io.watch_ev == NULL || event_add(io.watch_ev, &tv) < 0)
+		log_warnx("cannot watch the controller's heartbeat");
 }
 
 static void
@@ -464,6 +528,8 @@ io_start(const struct cohort_conninfo *ci, const struct engine_identity *who,
 	io.tls = tls_ctx_new(false, ci->ca, ci->cert, ci->key, err);
 	if (io.tls == NULL)
 		return -1;
+	io.out.name = "stdout";
+	io.err.name = "stderr";
 	if (stream_init(&io.out, out_rd, err) < 0 ||
 	    stream_init(&io.err, err_rd, err) < 0)
 		return -1;
@@ -508,6 +574,7 @@ io_next_task(void)
 		if (io.tasks == NULL)
 			io.tasks_tail = &io.tasks;
 		t->next = NULL;
+		__atomic_store_n(&io.current, t->id, __ATOMIC_RELEASE);
 	} else {
 		t = NULL;
 	}
@@ -525,6 +592,8 @@ io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
 	it->r = *r;
 	it->elapsed = elapsed;
 	memset(r, 0, sizeof(*r));
+	/* Output read from now on belongs to the next task; what this task
+	 * wrote is drained when its reply is sent. */
 	pthread_mutex_lock(&io.lock);
 	*io.replies_tail = it;
 	io.replies_tail = &it->next;
@@ -554,6 +623,8 @@ io_stop(void)
 	event_free(io.stop_ev);
 	if (io.grace_ev != NULL)
 		event_free(io.grace_ev);
+	if (io.watch_ev != NULL)
+		event_free(io.watch_ev);
 	event_free(io.out.ev);
 	event_free(io.err.ev);
 	evbuffer_free(io.out.buf);

@@ -10,7 +10,8 @@
  *      and read with value_from_arg("@<tmp>.npy");
  *   2  a command-line JSON literal for value_from_arg (NUL-terminated at
  *      the first NUL; inputs starting with '@' are skipped so the target
- *      never opens arbitrary files).
+ *      never opens arbitrary files), and the same text as a value name
+ *      for value_name_ok.
  * None may crash or leak. Whatever the encoders produce (value_from_arg's
  * output, the parts of a split, a concatenation) must in turn be a
  * well-formed value, and it is fed back through mode 0.
@@ -216,6 +217,7 @@ json_literal(const uint8_t *data, size_t len)
 	s[len] = '\0';
 	if (s[0] != '@')
 		from_arg(s);
+	(void)value_name_ok(s); /* push/pull names come from the same argv */
 	free(s);
 }
 
