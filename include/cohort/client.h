@@ -54,6 +54,20 @@ struct cohort_request {
 	/* On timeout, interrupt the engines still running (else their code
 	 * keeps running and only the wait ends). */
 	int interrupt_on_timeout;
+	/* Return as soon as the controller has accepted the request; the
+	 * results wait in its table of jobs (cohort_result). */
+	int nonblock;
+};
+
+/* One job in the controller's table. */
+struct cohort_job {
+	int64_t id, ntargets, ndone, nfailed;
+	char op[16];
+	char state[16]; /* "running", "done" or "failed" */
+	char targets[64];
+	char code[64];  /* the code (or value name), shortened */
+	double age;     /* seconds since it started */
+	double elapsed; /* seconds it ran (so far) */
 };
 
 /* One registered engine. */
@@ -134,6 +148,20 @@ int cohort_scatter(struct cohort_client *c, const char *targets,
 int cohort_gather(struct cohort_client *c, const char *targets,
 		  const char *name, void **out, size_t *outlen,
 		  cohort_reply_fn fn, void *arg, struct cohort_error *err);
+
+/* The controller's job id of the last request (0 if none). */
+int64_t cohort_last_job(struct cohort_client *c);
+
+/* Deliver the replies of job id so far; targets still running come as
+ * replies with status "pending". *running is set to 1 if the job has not
+ * finished. -1 with err if the job is unknown or its result was evicted
+ * from the controller's bounded table. */
+int cohort_result(struct cohort_client *c, int64_t id, cohort_reply_fn fn,
+		  void *arg, int *running, struct cohort_error *err);
+
+/* List running and recent jobs into a malloc'd array (free() it). */
+int cohort_jobs(struct cohort_client *c, struct cohort_job **list, size_t *n,
+		struct cohort_error *err);
 
 /* List registered engines into a malloc'd array (free() it). */
 int cohort_engines(struct cohort_client *c, struct cohort_engine **list,

@@ -14,7 +14,7 @@ const struct cmd_entry cmd_px_entry = {
 	.name = "px",
 	.alias = "execute",
 	.usage = "[--targets T] [--timeout S] [--interrupt-on-timeout] [--json]\n"
-		 "                 [--no-stream] [--no-collapse] CODE",
+		 "                 [--no-stream] [--no-collapse] [--nonblock] CODE",
 	.summary = "run code on engines and print each engine's output",
 	.help =
 	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"
@@ -25,6 +25,8 @@ const struct cmd_entry cmd_px_entry = {
 	"  --json            print one JSON document instead of text\n"
 	"  --no-stream       print output at the end, not as it is written\n"
 	"  --no-collapse     print every engine separately, even when they agree\n"
+	"  --nonblock        print the job id and return at once; see\n"
+	"                    'cohort result ID' and 'cohort jobs'\n"
 	"  --profile P       profile name or directory\n"
 	"\n"
 	"CODE '-' reads the code from standard input. Output is printed per\n"
@@ -68,6 +70,7 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		{ "no-stream", no_argument, NULL, 'S' },
 		{ "no-collapse", no_argument, NULL, 'C' },
 		{ "interrupt-on-timeout", no_argument, NULL, 'I' },
+		{ "nonblock", no_argument, NULL, 'N' },
 		{ "profile", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -104,6 +107,9 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		case 'I':
 			rq.interrupt_on_timeout = 1;
 			break;
+		case 'N':
+			rq.nonblock = 1;
+			break;
 		case 'p':
 			ctx->profile = optarg;
 			break;
@@ -125,16 +131,28 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		free(code);
 		return 1;
 	}
-	if (json)
+	if (json || rq.nonblock)
 		stream = 0;
 	if (stream)
 		cohort_set_stream(c, stream_print, NULL);
 	cohort_set_interruptible(c, 1);
 	rc = cohort_request(c, &rq, collect_reply, &col, &err);
-	cohort_disconnect(c);
 	free(code);
 	if (stream)
 		stream_flush();
+	if (rq.nonblock && rc >= 0) {
+		if (json)
+			printf("{\"job\": %lld}\n",
+			       (long long)cohort_last_job(c));
+		else
+			printf("job %lld submitted; see: cohort result %lld\n",
+			       (long long)cohort_last_job(c),
+			       (long long)cohort_last_job(c));
+		cohort_disconnect(c);
+		collect_clear(&col);
+		return 0;
+	}
+	cohort_disconnect(c);
 	px_replies_sort(col.r, col.n);
 	if (json)
 		output_px_json(col.r, col.n);

@@ -9,9 +9,11 @@
 extern const struct cmd_entry cmd_cluster_entry;
 extern const struct cmd_entry cmd_gather_entry;
 extern const struct cmd_entry cmd_interrupt_entry;
+extern const struct cmd_entry cmd_jobs_entry;
 extern const struct cmd_entry cmd_pull_entry;
 extern const struct cmd_entry cmd_push_entry;
 extern const struct cmd_entry cmd_px_entry;
+extern const struct cmd_entry cmd_result_entry;
 extern const struct cmd_entry cmd_scatter_entry;
 extern const struct cmd_entry cmd_engines_entry;
 
@@ -20,9 +22,11 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_engines_entry,
 	&cmd_gather_entry,
 	&cmd_interrupt_entry,
+	&cmd_jobs_entry,
 	&cmd_pull_entry,
 	&cmd_push_entry,
 	&cmd_px_entry,
+	&cmd_result_entry,
 	&cmd_scatter_entry,
 	NULL,
 };

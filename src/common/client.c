@@ -58,6 +58,10 @@ struct cohort_client {
 	struct event *sigint_ev;
 	double last_sigint;
 	char *cur_targets; /* the running request's target spec */
+	int64_t last_job;
+	bool job_running;
+	struct cohort_job *jobs;
+	size_t njobs;
 	bool abandoned;
 };
 
@@ -246,12 +250,34 @@ on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
 				     m->text.p, m->text.n, c->stream_arg);
 		break;
 	case MSG_DONE:
-		if ((uint64_t)m->id == c->cur_id)
-			c->done = true;
+		if ((uint64_t)m->id != c->cur_id)
+			break;
+		if (msg_has(m, F_JOBID))
+			c->last_job = m->jobid;
+		c->job_running = str_eq(m->state, "running");
+		c->done = true;
 		break;
 	case MSG_ENGINES:
 		if ((uint64_t)m->id != c->cur_id)
 			break;
+		free(c->jobs);
+		c->jobs = xcalloc(m->njobs ? m->njobs : 1, sizeof(*c->jobs));
+		c->njobs = m->njobs;
+		for (size_t i = 0; i < m->njobs; i++) {
+			struct cohort_job *jb = &c->jobs[i];
+			const struct msg_job *w = &m->jobs[i];
+
+			jb->id = w->jobid;
+			jb->ntargets = w->ntargets;
+			jb->ndone = w->ndone;
+			jb->nfailed = w->nfailed;
+			jb->age = w->age;
+			jb->elapsed = w->elapsed;
+			copy_field(jb->op, sizeof(jb->op), w->op);
+			copy_field(jb->state, sizeof(jb->state), w->state);
+			copy_field(jb->targets, sizeof(jb->targets), w->targets);
+			copy_field(jb->code, sizeof(jb->code), w->code);
+		}
 		free(c->engines);
 		c->engines = xcalloc(m->nengines, sizeof(*c->engines));
 		c->nengines = m->nengines;
@@ -447,6 +473,7 @@ cohort_disconnect(struct cohort_client *c)
 	if (c->base != NULL)
 		event_base_free(c->base);
 	free(c->engines);
+	free(c->jobs);
 	while (c->streams != NULL) {
 		struct stream *st = c->streams;
 
@@ -608,6 +635,8 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_double(&m, F_TIMEOUT, rq->timeout);
 	if (rq->interrupt_on_timeout)
 		msg_set_str(&m, F_ONTIMEOUT, "interrupt");
+	if (rq->nonblock)
+		msg_set_int(&m, F_NONBLOCK, 1);
 	if (c->stream_fn != NULL && strcmp(rq->op, "execute") == 0)
 		msg_set_int(&m, F_STREAM, 1);
 	free(c->cur_targets);
@@ -824,6 +853,59 @@ out:
 	free(g.len);
 	targets_clear(&t);
 	return rc;
+}
+
+/* The job id of the last request. */
+int64_t
+cohort_last_job(struct cohort_client *c)
+{
+	return c->last_job;
+}
+
+static int
+simple_request(struct cohort_client *c, const char *op, int64_t jobid,
+	       cohort_reply_fn fn, void *arg, struct cohort_error *err)
+{
+	struct msg m;
+
+	if (c->conn == NULL)
+		return errprintf(err, "%s", c->reason);
+	start_request(c, fn, arg);
+	msg_init(&m, MSG_REQUEST);
+	msg_set_int(&m, F_ID, (int64_t)c->cur_id);
+	msg_set_str(&m, F_OP, op);
+	if (jobid > 0)
+		msg_set_int(&m, F_JOBID, jobid);
+	if (conn_send(c->conn, &m, NULL) < 0)
+		return errprintf(err, "cannot send the request");
+	return run_until_done(c, err);
+}
+
+/* Fetch a job's replies from the controller's table. */
+int
+cohort_result(struct cohort_client *c, int64_t id, cohort_reply_fn fn,
+	      void *arg, int *running, struct cohort_error *err)
+{
+	if (id <= 0)
+		return errprintf(err, "bad job id %lld", (long long)id);
+	if (simple_request(c, "result", id, fn, arg, err) < 0)
+		return -1;
+	*running = c->job_running;
+	return c->nfailed;
+}
+
+/* List jobs. */
+int
+cohort_jobs(struct cohort_client *c, struct cohort_job **list, size_t *n,
+	    struct cohort_error *err)
+{
+	if (simple_request(c, "jobs", 0, NULL, NULL, err) < 0)
+		return -1;
+	*list = c->jobs;
+	*n = c->njobs;
+	c->jobs = NULL;
+	c->njobs = 0;
+	return 0;
 }
 
 /* Fetch the engine registry. */

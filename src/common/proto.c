@@ -7,7 +7,8 @@
 #include "proto.h"
 #include "util.h"
 
-enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_PARTS, FT_ENGINES };
+enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_PARTS, FT_ENGINES,
+	     FT_JOBS };
 
 struct field {
 	const char *key;
@@ -57,6 +58,9 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_HEARTBEAT] = FLD("heartbeat", FT_DOUBLE, heartbeat),
 	[F_TOLERANCE] = FLD("tolerance", FT_INT, tolerance),
 	[F_ONTIMEOUT] = FLD("on_timeout", FT_STR, on_timeout),
+	[F_JOBID] = FLD("jobid", FT_INT, jobid),
+	[F_NONBLOCK] = FLD("nonblock", FT_INT, nonblock),
+	[F_JOBS] = FLD("jobs", FT_JOBS, jobs),
 };
 
 #define BIT(f) (1ull << (f))
@@ -80,12 +84,14 @@ static const struct {
 	[MSG_STREAM] = { "stream", BIT(F_ID) | BIT(F_NAME) | BIT(F_TEXT) },
 };
 
-/* Engine listing entries: a map with these keys. */
-static const struct {
+/* Listing entries (engines, jobs) are maps described by these tables. */
+struct rec_field {
 	const char *key;
 	enum ftype type;
 	size_t off;
-} engine_fields[] = {
+};
+
+static const struct rec_field engine_fields[] = {
 	{ "id", FT_INT, offsetof(struct msg_engine, id) },
 	{ "rank", FT_INT, offsetof(struct msg_engine, rank) },
 	{ "size", FT_INT, offsetof(struct msg_engine, size) },
@@ -95,8 +101,22 @@ static const struct {
 	{ "job", FT_STR, offsetof(struct msg_engine, job) },
 	{ "state", FT_STR, offsetof(struct msg_engine, state) },
 	{ "uptime", FT_DOUBLE, offsetof(struct msg_engine, uptime) },
+	{ NULL, 0, 0 },
 };
-#define NENGINE_FIELDS (sizeof(engine_fields) / sizeof(engine_fields[0]))
+
+static const struct rec_field job_fields[] = {
+	{ "jobid", FT_INT, offsetof(struct msg_job, jobid) },
+	{ "ntargets", FT_INT, offsetof(struct msg_job, ntargets) },
+	{ "ndone", FT_INT, offsetof(struct msg_job, ndone) },
+	{ "nfailed", FT_INT, offsetof(struct msg_job, nfailed) },
+	{ "op", FT_STR, offsetof(struct msg_job, op) },
+	{ "code", FT_STR, offsetof(struct msg_job, code) },
+	{ "state", FT_STR, offsetof(struct msg_job, state) },
+	{ "targets", FT_STR, offsetof(struct msg_job, targets) },
+	{ "age", FT_DOUBLE, offsetof(struct msg_job, age) },
+	{ "elapsed", FT_DOUBLE, offsetof(struct msg_job, elapsed) },
+	{ NULL, 0, 0 },
+};
 
 /* The wire name of a message type, or "unknown". */
 const char *
@@ -124,6 +144,7 @@ msg_clear(struct msg *m)
 		free(m->targets);
 		free(m->parts);
 		free(m->engines);
+		free(m->jobs);
 		free(m->raw);
 	}
 	memset(m, 0, sizeof(*m));
@@ -181,6 +202,15 @@ msg_set_parts(struct msg *m, int64_t *parts, size_t n)
 	m->has |= BIT(F_PARTS);
 }
 
+/* Set the job listing (borrowed). */
+void
+msg_set_jobs(struct msg *m, struct msg_job *jobs, size_t n)
+{
+	m->jobs = jobs;
+	m->njobs = n;
+	m->has |= BIT(F_JOBS);
+}
+
 /* Set the engine listing (borrowed). */
 void
 msg_set_engines(struct msg *m, struct msg_engine *engines, size_t n)
@@ -204,16 +234,20 @@ pack_key(msgpack_packer *pk, const char *key)
 }
 
 static void
-pack_engine(msgpack_packer *pk, const struct msg_engine *e)
+pack_record(msgpack_packer *pk, const struct rec_field *rf, const void *rec)
 {
-	msgpack_pack_map(pk, NENGINE_FIELDS);
-	for (size_t i = 0; i < NENGINE_FIELDS; i++) {
-		const char *p = (const char *)e + engine_fields[i].off;
+	size_t n = 0;
 
-		pack_key(pk, engine_fields[i].key);
-		if (engine_fields[i].type == FT_INT) {
+	while (rf[n].key != NULL)
+		n++;
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = (const char *)rec + rf[i].off;
+
+		pack_key(pk, rf[i].key);
+		if (rf[i].type == FT_INT) {
 			msgpack_pack_int64(pk, *(const int64_t *)p);
-		} else if (engine_fields[i].type == FT_DOUBLE) {
+		} else if (rf[i].type == FT_DOUBLE) {
 			msgpack_pack_double(pk, *(const double *)p);
 		} else {
 			const struct str *s = (const struct str *)p;
@@ -272,7 +306,12 @@ msg_encode(const struct msg *m, msgpack_sbuffer *sbuf)
 		case FT_ENGINES:
 			msgpack_pack_array(&pk, m->nengines);
 			for (size_t i = 0; i < m->nengines; i++)
-				pack_engine(&pk, &m->engines[i]);
+				pack_record(&pk, engine_fields, &m->engines[i]);
+			break;
+		case FT_JOBS:
+			msgpack_pack_array(&pk, m->njobs);
+			for (size_t i = 0; i < m->njobs; i++)
+				pack_record(&pk, job_fields, &m->jobs[i]);
 			break;
 		}
 	}
@@ -334,33 +373,50 @@ key_is(const msgpack_object *k, const char *key)
 }
 
 static int
-decode_engine(const msgpack_object *o, struct msg_engine *e,
-	      struct cohort_error *err)
+decode_record(const msgpack_object *o, const struct rec_field *rf, void *rec,
+	      const char *what, struct cohort_error *err)
 {
 	if (o->type != MSGPACK_OBJECT_MAP)
-		return errprintf(err, "field 'engines' must hold maps");
-	memset(e, 0, sizeof(*e));
+		return errprintf(err, "field '%s' must hold maps", what);
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object_kv *kv = &o->via.map.ptr[i];
 
-		for (size_t j = 0; j < NENGINE_FIELDS; j++) {
-			char *p = (char *)e + engine_fields[j].off;
+		for (size_t j = 0; rf[j].key != NULL; j++) {
+			char *p = (char *)rec + rf[j].off;
 			int rc;
 
-			if (!key_is(&kv->key, engine_fields[j].key))
+			if (!key_is(&kv->key, rf[j].key))
 				continue;
-			if (engine_fields[j].type == FT_INT)
+			if (rf[j].type == FT_INT)
 				rc = get_int(&kv->val, (int64_t *)p);
-			else if (engine_fields[j].type == FT_DOUBLE)
+			else if (rf[j].type == FT_DOUBLE)
 				rc = get_double(&kv->val, (double *)p);
 			else
 				rc = get_str(&kv->val, (struct str *)p);
 			if (rc < 0)
-				return errprintf(err, "engine field '%s' has "
-						 "the wrong type",
-						 engine_fields[j].key);
+				return errprintf(err, "%s field '%s' has the "
+						 "wrong type", what, rf[j].key);
 		}
 	}
+	return 0;
+}
+
+static int
+decode_list(const msgpack_object *v, const struct rec_field *rf,
+	    size_t size, void **list, size_t *n, const char *key,
+	    struct cohort_error *err)
+{
+	if (v->type != MSGPACK_OBJECT_ARRAY)
+		return errprintf(err, "field '%s' must be an array", key);
+	if (v->via.array.size > PROTO_MAX_LIST)
+		return errprintf(err, "field '%s' is too long", key);
+	free(*list);
+	*list = xcalloc(v->via.array.size, size);
+	*n = v->via.array.size;
+	for (uint32_t i = 0; i < v->via.array.size; i++)
+		if (decode_record(&v->via.array.ptr[i], rf,
+				  (char *)*list + i * size, key, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -412,19 +468,15 @@ decode_field(struct msg *m, enum msg_field f, const msgpack_object *v,
 		break;
 	}
 	case FT_ENGINES:
-		if (v->type != MSGPACK_OBJECT_ARRAY)
-			return errprintf(err, "field '%s' must be an array",
-					 key);
-		if (v->via.array.size > PROTO_MAX_LIST)
-			return errprintf(err, "field '%s' is too long", key);
-		free(m->engines);
-		m->engines = xcalloc(v->via.array.size,
-				     sizeof(struct msg_engine));
-		m->nengines = v->via.array.size;
-		for (uint32_t i = 0; i < v->via.array.size; i++)
-			if (decode_engine(&v->via.array.ptr[i],
-					  &m->engines[i], err) < 0)
-				return -1;
+		if (decode_list(v, engine_fields, sizeof(struct msg_engine),
+				(void **)&m->engines, &m->nengines, key,
+				err) < 0)
+			return -1;
+		break;
+	case FT_JOBS:
+		if (decode_list(v, job_fields, sizeof(struct msg_job),
+				(void **)&m->jobs, &m->njobs, key, err) < 0)
+			return -1;
 		break;
 	}
 	m->has |= BIT(f);

@@ -84,6 +84,9 @@ enum msg_field {
 	F_TOLERANCE,/* "tolerance" int   welcome: pings missed before a peer
 				       counts as dead */
 	F_ONTIMEOUT,/* "on_timeout" str  request: "interrupt" the late engines */
+	F_JOBID,    /* "jobid"     int   the controller's job id of a request */
+	F_NONBLOCK, /* "nonblock"  int   request: answer at once with the job id */
+	F_JOBS,     /* "jobs"      [map] job listing */
 	F_FIELD_MAX
 };
 
@@ -100,6 +103,13 @@ struct msg_engine {
 	double uptime;
 };
 
+/* One entry of a job listing. */
+struct msg_job {
+	int64_t jobid, ntargets, ndone, nfailed;
+	struct str op, code, state, targets;
+	double age, elapsed;
+};
+
 /* A decoded (or to-be-encoded) message. Strings of a decoded message point
  * into its own copy of the header, so they live as long as the message. */
 struct msg {
@@ -107,7 +117,7 @@ struct msg {
 	uint64_t has; /* bit (1 << field) set when the field is present */
 
 	int64_t version, id, engine, rank, size, pid, count, ntargets, nfailed;
-	int64_t chunked, last, stream, tolerance;
+	int64_t chunked, last, stream, tolerance, jobid, nonblock;
 	double heartbeat;
 	struct str text, on_timeout;
 	double timeout, elapsed, uptime;
@@ -119,6 +129,8 @@ struct msg {
 	size_t nparts;
 	struct msg_engine *engines;
 	size_t nengines;
+	struct msg_job *jobs;
+	size_t njobs;
 
 	/* Owned storage of a decoded message. */
 	char *raw;
@@ -149,6 +161,7 @@ void msg_set_strn(struct msg *m, enum msg_field f, const char *s, size_t n);
 void msg_set_targets(struct msg *m, int64_t *targets, size_t n);
 void msg_set_parts(struct msg *m, int64_t *parts, size_t n);
 void msg_set_engines(struct msg *m, struct msg_engine *engines, size_t n);
+void msg_set_jobs(struct msg *m, struct msg_job *jobs, size_t n);
 
 /* Encode a message into sbuf (appended). -1 only on allocation failure. */
 int msg_encode(const struct msg *m, msgpack_sbuffer *sbuf);

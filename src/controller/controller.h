@@ -67,6 +67,11 @@ struct job {
 	bool inbound_stream;   /* the client's chunks are still arriving */
 	bool stream;           /* the client wants output as it is written */
 	bool interrupt_late;   /* on timeout, interrupt the late engines */
+	char *op, *code;       /* for listings: the operation, code summary */
+	char *spec;            /* the targets, compact ("0-3") */
+	double started;
+	msgpack_sbuffer *records; /* each answered target's reply header */
+	size_t nrecords;
 	struct event *timer;
 	TAILQ_ENTRY(job) entry;        /* all jobs */
 	TAILQ_ENTRY(job) client_entry; /* the client's jobs */
@@ -111,6 +116,8 @@ void jobs_engine_stream(struct engine *e, struct msg *m);
 void jobs_drained(struct peer *p);
 /* The largest value a request may carry (--max-payload). */
 extern uint64_t jobs_max_value;
+/* How many finished jobs' results are kept (--jobs). */
+extern size_t jobs_keep;
 /* An engine died: its pending targets are answered "dead". */
 void jobs_engine_dead(struct engine *e, const char *reason);
 /* A client went away: its jobs finish without it. */

@@ -18,6 +18,82 @@
 
 static struct event_base *jobs_base;
 uint64_t jobs_max_value = 4ull << 30;
+size_t jobs_keep = 1000;
+
+/* Finished jobs and their replies, oldest first, bounded in count by
+ * jobs_keep and in bytes by KEEP_BYTES (output can be large). */
+#define KEEP_BYTES (64u << 20)
+struct finished {
+	uint64_t id;
+	char *op, *code, *spec;
+	size_t ntargets, nfailed;
+	double started, ended;
+	msgpack_sbuffer *records;
+	size_t nrecords, bytes;
+	TAILQ_ENTRY(finished) entry;
+};
+static TAILQ_HEAD(finished_head_s, finished) finished =
+	TAILQ_HEAD_INITIALIZER(finished);
+static size_t nfinished, finished_bytes;
+
+static void
+finished_free(struct finished *f)
+{
+	for (size_t i = 0; i < f->nrecords; i++)
+		msgpack_sbuffer_destroy(&f->records[i]);
+	free(f->records);
+	free(f->op);
+	free(f->code);
+	free(f->spec);
+	free(f);
+}
+
+/* Keep a finished job's replies; evict the oldest beyond the bounds. */
+static void
+finished_add(struct job *j)
+{
+	struct finished *f = xcalloc(1, sizeof(*f)), *old;
+
+	f->id = j->id;
+	f->op = j->op;
+	f->code = j->code;
+	f->spec = j->spec;
+	j->op = j->code = j->spec = NULL;
+	f->ntargets = j->ntargets;
+	f->nfailed = j->nfailed;
+	f->started = j->started;
+	f->ended = now_monotonic();
+	f->records = j->records;
+	f->nrecords = j->nrecords;
+	j->records = NULL;
+	j->nrecords = 0;
+	for (size_t i = 0; i < f->nrecords; i++)
+		f->bytes += f->records[i].size;
+	TAILQ_INSERT_TAIL(&finished, f, entry);
+	nfinished++;
+	finished_bytes += f->bytes;
+	while ((nfinished > jobs_keep || finished_bytes > KEEP_BYTES) &&
+	       (old = TAILQ_FIRST(&finished)) != NULL) {
+		TAILQ_REMOVE(&finished, old, entry);
+		nfinished--;
+		finished_bytes -= old->bytes;
+		finished_free(old);
+	}
+}
+
+/* Remember a reply for 'cohort result'. */
+static void
+job_record(struct job *j, struct msg *m)
+{
+	struct msg copy = *m;
+
+	copy.has &= ~(1ull << F_CHUNKED);
+	j->records = xrealloc(j->records,
+			      (j->nrecords + 1) * sizeof(*j->records));
+	msgpack_sbuffer_init(&j->records[j->nrecords]);
+	msg_encode(&copy, &j->records[j->nrecords]);
+	j->nrecords++;
+}
 static TAILQ_HEAD(job_head_s, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static uint64_t next_job_id;
 
@@ -37,6 +113,12 @@ job_free(struct job *j)
 		TAILQ_REMOVE(&j->client->jobs, j, client_entry);
 	if (j->timer != NULL)
 		event_free(j->timer);
+	for (size_t i = 0; i < j->nrecords; i++)
+		msgpack_sbuffer_destroy(&j->records[i]);
+	free(j->records);
+	free(j->op);
+	free(j->code);
+	free(j->spec);
 	free(j->targets);
 	free(j);
 }
@@ -45,10 +127,15 @@ job_free(struct job *j)
 void
 jobs_free(void)
 {
+	struct finished *f;
 	struct job *j;
 
 	while ((j = TAILQ_FIRST(&jobs)) != NULL)
 		job_free(j);
+	while ((f = TAILQ_FIRST(&finished)) != NULL) {
+		TAILQ_REMOVE(&finished, f, entry);
+		finished_free(f);
+	}
 }
 
 static struct job *
@@ -84,8 +171,11 @@ job_maybe_done(struct job *j)
 		msg_set_int(&m, F_ID, (int64_t)j->client_id);
 		msg_set_int(&m, F_NTARGETS, (int64_t)j->ntargets);
 		msg_set_int(&m, F_NFAILED, (int64_t)j->nfailed);
+		msg_set_int(&m, F_JOBID, (int64_t)j->id);
 		conn_send(j->client->conn, &m, NULL);
 	}
+	if (j->op != NULL && strcmp(j->op, "interrupt") != 0)
+		finished_add(j);
 	job_free(j);
 }
 
@@ -102,6 +192,14 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 	j->nfailed++;
 	if (e != NULL && e->ntasks > 0 && strcmp(status, "dead") != 0)
 		e->ntasks--;
+	msg_init(&m, MSG_REPLY);
+	msg_set_int(&m, F_ENGINE, t->engine);
+	msg_set_int(&m, F_RANK, e ? e->rank : -1);
+	msg_set_str(&m, F_STATUS, status);
+	msg_set_str(&m, F_ENAME, ename);
+	msg_set_str(&m, F_EVALUE, evalue);
+	msg_set_int(&m, F_ID, (int64_t)j->client_id);
+	job_record(j, &m);
 	if (j->client == NULL) {
 		t->streaming = false;
 		return;
@@ -117,13 +215,6 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 		msg_set_str(&abort, F_STATUS, "abort");
 		conn_send(j->client->conn, &abort, NULL);
 	}
-	msg_init(&m, MSG_REPLY);
-	msg_set_int(&m, F_ID, (int64_t)j->client_id);
-	msg_set_int(&m, F_ENGINE, t->engine);
-	msg_set_int(&m, F_RANK, e ? e->rank : -1);
-	msg_set_str(&m, F_STATUS, status);
-	msg_set_str(&m, F_ENAME, ename);
-	msg_set_str(&m, F_EVALUE, evalue);
 	conn_send(j->client->conn, &m, NULL);
 }
 
@@ -257,6 +348,131 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 	return 0;
 }
 
+static void
+send_records(struct peer *client, int64_t id, msgpack_sbuffer *records,
+	     size_t n)
+{
+	struct cohort_error err;
+
+	for (size_t i = 0; i < n; i++) {
+		struct msg r;
+
+		if (msg_decode(&r, records[i].data, records[i].size, &err) < 0)
+			continue;
+		msg_set_int(&r, F_ID, id);
+		conn_send(client->conn, &r, NULL);
+		msg_clear(&r);
+	}
+}
+
+/* 'cohort result': the replies of a job so far, "pending" for the rest. */
+static void
+jobs_result(struct peer *client, struct msg *m)
+{
+	struct finished *f;
+	struct msg done;
+	struct job *j;
+
+	if (!msg_has(m, F_JOBID)) {
+		peer_send_error(client, m->id, "result needs a job id");
+		return;
+	}
+	msg_init(&done, MSG_DONE);
+	msg_set_int(&done, F_ID, m->id);
+	msg_set_int(&done, F_JOBID, m->jobid);
+	if ((j = job_find((uint64_t)m->jobid)) != NULL) {
+		send_records(client, m->id, j->records, j->nrecords);
+		for (size_t i = 0; i < j->ntargets; i++) {
+			struct engine *e = registry_get(j->targets[i].engine);
+			struct msg r;
+
+			if (!j->targets[i].pending)
+				continue;
+			msg_init(&r, MSG_REPLY);
+			msg_set_int(&r, F_ID, m->id);
+			msg_set_int(&r, F_ENGINE, j->targets[i].engine);
+			msg_set_int(&r, F_RANK, e ? e->rank : -1);
+			msg_set_str(&r, F_STATUS, "pending");
+			msg_set_str(&r, F_EVALUE, "still running");
+			conn_send(client->conn, &r, NULL);
+		}
+		msg_set_str(&done, F_STATE, "running");
+		conn_send(client->conn, &done, NULL);
+		return;
+	}
+	TAILQ_FOREACH(f, &finished, entry) {
+		if (f->id != (uint64_t)m->jobid)
+			continue;
+		send_records(client, m->id, f->records, f->nrecords);
+		msg_set_str(&done, F_STATE, "done");
+		msg_set_int(&done, F_NFAILED, (int64_t)f->nfailed);
+		conn_send(client->conn, &done, NULL);
+		return;
+	}
+	if (m->jobid > 0 && (uint64_t)m->jobid <= next_job_id)
+		peer_send_error(client, m->id, "the result of job %lld was "
+				"evicted: the controller keeps the last %zu "
+				"(cohort-controller --jobs N)",
+				(long long)m->jobid, jobs_keep);
+	else
+		peer_send_error(client, m->id, "no job %lld (the last job is "
+				"%llu)", (long long)m->jobid,
+				(unsigned long long)next_job_id);
+}
+
+/* 'cohort jobs': running jobs and the kept finished ones, oldest first. */
+static void
+jobs_list(struct peer *client, struct msg *m)
+{
+	size_t n = 0, cap = nfinished + 16;
+	struct msg_job *list = xcalloc(cap, sizeof(*list));
+	double now = now_monotonic();
+	struct finished *f;
+	struct job *j;
+	struct msg out;
+
+#define S(x) ((struct str){ (x), strlen(x) })
+	TAILQ_FOREACH(f, &finished, entry) {
+		list[n] = (struct msg_job){
+			.jobid = (int64_t)f->id,
+			.ntargets = (int64_t)f->ntargets,
+			.ndone = (int64_t)f->ntargets,
+			.nfailed = (int64_t)f->nfailed,
+			.op = S(f->op), .code = S(f->code),
+			.state = S(f->nfailed ? "failed" : "done"),
+			.targets = S(f->spec),
+			.age = now - f->started,
+			.elapsed = f->ended - f->started,
+		};
+		n++;
+	}
+	TAILQ_FOREACH(j, &jobs, entry) {
+		if (j->op == NULL || strcmp(j->op, "interrupt") == 0)
+			continue;
+		if (n == cap)
+			list = xrealloc(list, (cap *= 2) * sizeof(*list));
+		list[n] = (struct msg_job){
+			.jobid = (int64_t)j->id,
+			.ntargets = (int64_t)j->ntargets,
+			.ndone = (int64_t)(j->ntargets - j->npending),
+			.nfailed = (int64_t)j->nfailed,
+			.op = S(j->op), .code = S(j->code),
+			.state = S("running"),
+			.targets = S(j->spec),
+			.age = now - j->started,
+			.elapsed = now - j->started,
+		};
+		n++;
+	}
+#undef S
+	msg_init(&out, MSG_ENGINES);
+	msg_set_int(&out, F_ID, m->id);
+	msg_set_engines(&out, NULL, 0);
+	msg_set_jobs(&out, list, n);
+	conn_send(client->conn, &out, NULL);
+	free(list);
+}
+
 /* Fan a client's request out to its target engines. */
 void
 jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
@@ -268,6 +484,14 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	struct msg task;
 	bool scatter, chunked;
 
+	if (str_eq(m->op, "result")) {
+		jobs_result(client, m);
+		return;
+	}
+	if (str_eq(m->op, "jobs")) {
+		jobs_list(client, m);
+		return;
+	}
 	if (check_request(m, payload, why, sizeof(why)) < 0) {
 		peer_send_error(client, m->id, "%s", why);
 		return;
@@ -307,6 +531,15 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	j->targets = xcalloc(n, sizeof(*j->targets));
 	j->ntargets = j->npending = n;
 	j->stream = msg_has(m, F_STREAM) && m->stream;
+	j->started = now_monotonic();
+	j->op = str_dup(m->op);
+	j->code = msg_has(m, F_CODE) ? str_dup(m->code)
+		  : msg_has(m, F_NAME) ? str_dup(m->name) : xstrdup("");
+	if (strlen(j->code) > 60)
+		strcpy(j->code + 57, "...");
+	for (char *p = j->code; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
 	j->interrupt_late = str_eq(m->on_timeout, "interrupt");
 	TAILQ_INSERT_TAIL(&jobs, j, entry);
 	TAILQ_INSERT_TAIL(&client->jobs, j, client_entry);
@@ -314,6 +547,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		j->targets[i].engine = ids[i];
 		j->targets[i].pending = true;
 	}
+	j->spec = xmalloc(256);
+	targets_format(ids, n, j->spec, 256);
 	free(ids);
 
 	if (str_eq(m->op, "interrupt")) {
@@ -352,7 +587,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		if (chunked)
 			msg_set_int(&task, F_CHUNKED, scatter ? m->parts[i]
 							      : m->chunked);
-		if (e->state != ENGINE_DEAD && (!scatter || part != NULL))
+		if (e->state != ENGINE_DEAD &&
+		    (!scatter || chunked || part != NULL))
 			rc = conn_send(e->peer->conn, &task,
 				       chunked ? NULL : part);
 		if (scatter && !chunked && part != NULL)
@@ -369,6 +605,20 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		}
 		e->ntasks++;
 		e->state = ENGINE_BUSY;
+	}
+	if (msg_has(m, F_NONBLOCK) && m->nonblock && j->client != NULL &&
+	    j->npending > 0) {
+		struct msg ack;
+
+		/* Answer now with the job id; results wait in the table. */
+		msg_init(&ack, MSG_DONE);
+		msg_set_int(&ack, F_ID, (int64_t)j->client_id);
+		msg_set_int(&ack, F_JOBID, (int64_t)j->id);
+		msg_set_int(&ack, F_NONBLOCK, 1);
+		msg_set_int(&ack, F_NTARGETS, (int64_t)j->ntargets);
+		conn_send(client->conn, &ack, NULL);
+		TAILQ_REMOVE(&client->jobs, j, client_entry);
+		j->client = NULL;
 	}
 	if (msg_has(m, F_TIMEOUT) && m->timeout > 0 && j->npending > 0) {
 		struct timeval tv;
@@ -400,12 +650,12 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 	}
 	if (!str_eq(m->status, "ok"))
 		j->nfailed++;
-	if (j->client != NULL) {
-		msg_set_int(m, F_ID, (int64_t)j->client_id);
-		msg_set_int(m, F_ENGINE, e->id);
-		msg_set_int(m, F_RANK, e->rank);
+	msg_set_int(m, F_ID, (int64_t)j->client_id);
+	msg_set_int(m, F_ENGINE, e->id);
+	msg_set_int(m, F_RANK, e->rank);
+	job_record(j, m);
+	if (j->client != NULL)
 		conn_send(j->client->conn, m, payload);
-	}
 	if (msg_has(m, F_CHUNKED) && m->chunked > 0) {
 		/* The value follows in chunks; the target is done with the
 		 * last of them. */

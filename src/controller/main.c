@@ -58,6 +58,8 @@ usage(FILE *f)
 		"  --port N         port to listen on (default: chosen by the kernel)\n"
 		"  --log-level L    error, warn, info (default) or debug\n"
 		"  --max-payload B  largest value a request may carry (default 4 GiB)\n"
+		"  --jobs N         finished jobs whose results are kept (default 1000;\n"
+		"                   also at most 64 MiB of their output)\n"
 		"  --heartbeat S    seconds between heartbeats to engines (default 1)\n"
 		"  --heartbeat-tolerance N\n"
 		"                   heartbeats an engine may miss before it is\n"
@@ -472,6 +474,7 @@ main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'm' },
 		{ "heartbeat", required_argument, NULL, 'b' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ "heartbeat-tolerance", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -513,6 +516,11 @@ main(int argc, char **argv)
 			if (*end != '\0' || ctl.max_payload == 0)
 				fatalx("bad --max-payload '%s'", optarg);
 			jobs_max_value = ctl.max_payload;
+			break;
+		case 'J':
+			jobs_keep = (size_t)strtoul(optarg, &end, 10);
+			if (*end != '\0' || jobs_keep > 1000000)
+				fatalx("bad --jobs '%s'", optarg);
 			break;
 		case 'b':
 			ctl.heartbeat = strtod(optarg, &end);
