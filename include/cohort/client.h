@@ -100,6 +100,13 @@ typedef void (*cohort_stream_fn)(int64_t engine, const char *name,
 void cohort_set_stream(struct cohort_client *c, cohort_stream_fn fn,
 		       void *arg);
 
+/* Progress of a streaming request: called about every 0.25 s while it
+ * runs with the engines done so far and the number targeted. */
+typedef void (*cohort_progress_fn)(size_t done, size_t total, double elapsed,
+				   void *arg);
+void cohort_set_progress(struct cohort_client *c, cohort_progress_fn fn,
+			 void *arg);
+
 /* Make later requests interruptible from the terminal: a first SIGINT
  * (Ctrl-C) while a request runs interrupts the targets' code (a Python
  * KeyboardInterrupt, reported per engine) and keeps waiting; a second

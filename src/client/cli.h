@@ -78,6 +78,10 @@ void stream_print(int64_t engine, const char *name, const char *text,
 		  size_t len, void *arg);
 /* Print partial lines left by stream_print. */
 void stream_flush(void);
+/* A cohort_progress_fn showing "3/4 engines done" on a terminal. */
+void progress_print(size_t done, size_t total, double elapsed, void *arg);
+/* Erase the progress line. */
+void progress_clear(void);
 /* Render replies as one JSON document to stdout. */
 void output_px_json(const struct px_reply *r, size_t n);
 /* Print the error (or dead/timeout) line of each failed reply; returns the

@@ -133,13 +133,17 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (json || rq.nonblock)
 		stream = 0;
-	if (stream)
+	if (stream) {
 		cohort_set_stream(c, stream_print, NULL);
+		cohort_set_progress(c, progress_print, NULL);
+	}
 	cohort_set_interruptible(c, 1);
 	rc = cohort_request(c, &rq, collect_reply, &col, &err);
 	free(code);
-	if (stream)
+	if (stream) {
+		progress_clear();
 		stream_flush();
+	}
 	if (rq.nonblock && rc >= 0) {
 		if (json)
 			printf("{\"job\": %lld}\n",

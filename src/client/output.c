@@ -220,9 +220,12 @@ struct live_line {
 static struct live_line *live;
 static size_t nlive;
 
+void progress_clear(void);
+
 static void
 live_print(const struct live_line *l, const char *text, size_t len)
 {
+	progress_clear();
 	printf("%s[%s:%lld]%s %.*s\n", l->err ? C_RED : C_DIM,
 	       l->err ? "stderr" : "stdout", (long long)l->engine, C_OFF,
 	       (int)len, text);
@@ -262,6 +265,33 @@ stream_print(int64_t engine, const char *name, const char *text, size_t len,
 		l->len -= k + 1;
 	}
 	fflush(stdout);
+}
+
+static bool progress_shown;
+
+/* A cohort_progress_fn: after a second, "3/4 engines done" on a terminal's
+ * stderr, redrawn in place. */
+void
+progress_print(size_t done, size_t total, double elapsed, void *arg)
+{
+	(void)arg;
+	if (elapsed < 1.0 || !isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\r\033[K%zu/%zu engines done (%.0f s)", done, total,
+		elapsed);
+	fflush(stderr);
+	progress_shown = true;
+}
+
+/* Erase the progress line, if one is shown. */
+void
+progress_clear(void)
+{
+	if (!progress_shown)
+		return;
+	fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+	progress_shown = false;
 }
 
 /* Print what is left of partial lines and forget them. */

@@ -60,6 +60,11 @@ struct cohort_client {
 	char *cur_targets; /* the running request's target spec */
 	int64_t last_job;
 	bool job_running;
+	cohort_progress_fn progress_fn;
+	void *progress_arg;
+	struct event *progress_ev;
+	size_t ntargets, nreplies;
+	double started;
 	struct cohort_job *jobs;
 	size_t njobs;
 	bool abandoned;
@@ -183,6 +188,7 @@ deliver_reply(struct cohort_client *c, struct msg *m, const void *bytes,
 	r.elapsed = m->elapsed;
 	if (strcmp(status, "ok") != 0)
 		c->nfailed++;
+	c->nreplies++;
 	if (c->fn != NULL)
 		c->fn(&r, c->arg);
 	free(status);
@@ -241,6 +247,10 @@ on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
 	case MSG_CHUNK:
 		if ((uint64_t)m->id == c->cur_id)
 			stream_chunk(c, m, payload);
+		break;
+	case MSG_ACCEPTED:
+		if ((uint64_t)m->id == c->cur_id)
+			c->ntargets = (size_t)m->ntargets;
 		break;
 	case MSG_STREAM:
 		if ((uint64_t)m->id == c->cur_id && c->stream_fn != NULL)
@@ -420,6 +430,14 @@ cohort_set_stream(struct cohort_client *c, cohort_stream_fn fn, void *arg)
 	c->stream_arg = arg;
 }
 
+/* Report progress of streaming requests. */
+void
+cohort_set_progress(struct cohort_client *c, cohort_progress_fn fn, void *arg)
+{
+	c->progress_fn = fn;
+	c->progress_arg = arg;
+}
+
 /* Let Ctrl-C interrupt requests. */
 void
 cohort_set_interruptible(struct cohort_client *c, int on)
@@ -466,6 +484,8 @@ cohort_disconnect(struct cohort_client *c)
 		return;
 	if (c->sigint_ev != NULL)
 		event_free(c->sigint_ev);
+	if (c->progress_ev != NULL)
+		event_free(c->progress_ev);
 	free(c->cur_targets);
 	if (c->conn != NULL)
 		conn_close(c->conn);
@@ -503,10 +523,30 @@ sigint_cb(evutil_socket_t fd, short what, void *arg)
 	send_interrupt_request(c);
 }
 
+static void
+progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cohort_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->progress_fn != NULL && c->ntargets > 0 && !c->done)
+		c->progress_fn(c->nreplies, c->ntargets,
+			       now_monotonic() - c->started, c->progress_arg);
+}
+
 static int
 run_until_done(struct cohort_client *c, struct cohort_error *err)
 {
+	struct timeval quarter = { 0, 250000 };
 	bool armed = false;
+
+	c->started = now_monotonic();
+	if (c->progress_fn != NULL && c->progress_ev == NULL)
+		c->progress_ev = event_new(c->base, -1, EV_PERSIST,
+					   progress_cb, c);
+	if (c->progress_fn != NULL && c->progress_ev != NULL)
+		event_add(c->progress_ev, &quarter);
 
 	c->abandoned = false;
 	c->last_sigint = -10;
@@ -518,6 +558,8 @@ run_until_done(struct cohort_client *c, struct cohort_error *err)
 		event_base_loop(c->base, EVLOOP_ONCE);
 	if (armed)
 		evsignal_del(c->sigint_ev);
+	if (c->progress_ev != NULL)
+		event_del(c->progress_ev);
 	if (c->abandoned)
 		return errprintf(err, "interrupted: stopped waiting; the "
 				 "request goes on running on the engines");
@@ -533,6 +575,8 @@ start_request(struct cohort_client *c, cohort_reply_fn fn, void *arg)
 	c->fn = fn;
 	c->arg = arg;
 	c->nfailed = 0;
+	c->nreplies = 0;
+	c->ntargets = 0;
 	c->done = false;
 	c->failed = false;
 }

@@ -82,6 +82,7 @@ static const struct {
 	[MSG_CHUNK] = { "chunk", BIT(F_ID) },
 	[MSG_INTERRUPT] = { "interrupt", 0 },
 	[MSG_STREAM] = { "stream", BIT(F_ID) | BIT(F_NAME) | BIT(F_TEXT) },
+	[MSG_ACCEPTED] = { "accepted", BIT(F_ID) | BIT(F_NTARGETS) },
 };
 
 /* Listing entries (engines, jobs) are maps described by these tables. */

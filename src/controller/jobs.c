@@ -555,6 +555,16 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		jobs_interrupt(j);
 		return;
 	}
+	if (j->stream) {
+		struct msg acc;
+
+		/* Interactive clients show progress: tell them the count. */
+		msg_init(&acc, MSG_ACCEPTED);
+		msg_set_int(&acc, F_ID, (int64_t)j->client_id);
+		msg_set_int(&acc, F_JOBID, (int64_t)j->id);
+		msg_set_int(&acc, F_NTARGETS, (int64_t)n);
+		conn_send(client->conn, &acc, NULL);
+	}
 	/* The task is the request with the job id in place of the client's
 	 * request id; the payload is referenced by every target's output.
 	 * A scatter is a push of one slice of the payload to each target:

@@ -35,8 +35,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(strcmp(msg_type_name(m.type), "unknown") != 0,
 		   "type %d has no name", (int)m.type);
 	FUZZ_CHECK(m.ntarget_list <= PROTO_MAX_LIST &&
-		   m.nparts <= PROTO_MAX_LIST && m.nengines <= PROTO_MAX_LIST,
+		   m.nparts <= PROTO_MAX_LIST && m.nengines <= PROTO_MAX_LIST &&
+		   m.njobs <= PROTO_MAX_LIST,
 		   "list longer than PROTO_MAX_LIST");
+	FUZZ_CHECK(msg_has(&m, F_JOBS) || m.njobs == 0,
+		   "jobs listed but not marked present");
 	for (size_t i = 0; i < m.ntarget_list; i++)
 		FUZZ_CHECK(m.targets[i] >= 0, "negative target");
 	for (size_t i = 0; i < m.nparts; i++)
@@ -51,11 +54,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(msg_has(&m, F_ID) && msg_has(&m, F_OP),
 			   "request/task without id/op");
 		break;
+	case MSG_STREAM:
+		FUZZ_CHECK(msg_has(&m, F_ID) && msg_has(&m, F_NAME) &&
+			   msg_has(&m, F_TEXT), "stream without id/name/text");
+		s = str_dup(m.text);
+		free(s);
+		break;
+	case MSG_CHUNK:
+		FUZZ_CHECK(msg_has(&m, F_ID), "chunk without id");
+		break;
 	case MSG_ENGINES:
 		FUZZ_CHECK(msg_has(&m, F_ENGINES), "engines without a list");
 		for (size_t i = 0; i < m.nengines; i++) {
 			/* what the client does with each listing entry */
 			s = str_dup(m.engines[i].host);
+			free(s);
+		}
+		for (size_t i = 0; i < m.njobs; i++) {
+			s = str_dup(m.jobs[i].targets);
 			free(s);
 		}
 		break;
