@@ -335,27 +335,82 @@ output_failures(const struct px_reply *r, size_t n)
 	return failed;
 }
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t k;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		k = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		k = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		k = 4;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return k;
+}
+
+/* A JSON string of text; bytes that are not UTF-8 (output of C code can
+ * be anything) become U+FFFD, so no reply is ever lost from the JSON. */
+static json_t *
+json_text(const char *text)
+{
+	size_t n = strlen(text), o = 0;
+	json_t *j = json_stringn(text, n);
+	char *fixed;
+
+	if (j != NULL)
+		return j;
+	fixed = xmalloc(n * 3 + 1);
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_len((const unsigned char *)text + i, n - i);
+
+		if (k == 0) {
+			memcpy(fixed + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(fixed + o, text + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	j = json_stringn(fixed, o);
+	free(fixed);
+	return j ? j : json_string("");
+}
+
 /* One reply as a JSON object. */
 json_t *
 output_reply_json(const struct px_reply *r)
 {
-	json_t *e = json_pack("{s:I, s:I, s:s, s:s, s:s, s:o, s:I, s:f}",
+	json_t *e = json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:I, s:f}",
 			      "id", (json_int_t)r->engine,
 			      "rank", (json_int_t)r->rank,
 			      "status", r->status,
-			      "stdout", r->out,
-			      "stderr", r->err,
-			      "result", r->result ? json_string(r->result)
+			      "stdout", json_text(r->out),
+			      "stderr", json_text(r->err),
+			      "result", r->result ? json_text(r->result)
 						  : json_null(),
 			      "execution_count", (json_int_t)r->count,
 			      "elapsed", r->elapsed);
 
 	if (strcmp(r->status, "ok") != 0)
 		json_object_set_new(e, "error", json_pack(
-			"{s:s, s:s, s:s}",
-			"ename", r->ename ? r->ename : r->status,
-			"evalue", r->evalue ? r->evalue : "",
-			"traceback", r->traceback ? r->traceback : ""));
+			"{s:o, s:o, s:o}",
+			"ename", json_text(r->ename ? r->ename : r->status),
+			"evalue", json_text(r->evalue ? r->evalue : ""),
+			"traceback", json_text(r->traceback ? r->traceback
+							    : "")));
 	else
 		json_object_set_new(e, "error", json_null());
 	return e;

@@ -190,8 +190,8 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 	t->pending = false;
 	j->npending--;
 	j->nfailed++;
-	if (e != NULL && e->ntasks > 0 && strcmp(status, "dead") != 0)
-		e->ntasks--;
+	/* A timed-out engine still runs the task: its late reply will
+	 * lower ntasks and make it idle again. */
 	msg_init(&m, MSG_REPLY);
 	msg_set_int(&m, F_ENGINE, t->engine);
 	msg_set_int(&m, F_RANK, e ? e->rank : -1);
@@ -295,6 +295,14 @@ jobs_engine_stream(struct engine *e, struct msg *m)
 	msg_set_int(m, F_ID, (int64_t)j->client_id);
 	msg_set_int(m, F_ENGINE, e->id);
 	conn_send(j->client->conn, m, NULL);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
 }
 
 static int
@@ -514,6 +522,14 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		}
 		ids = xcalloc(n, sizeof(*ids));
 		memcpy(ids, m->targets, n * sizeof(*ids));
+		/* One task per engine, however often a client names it. */
+		qsort(ids, n, sizeof(*ids), cmp_id);
+		for (size_t i = 0, k = 0; i < n; i++) {
+			if (k == 0 || ids[k - 1] != ids[i])
+				ids[k++] = ids[i];
+			if (i + 1 == n)
+				n = k;
+		}
 	} else {
 		n = registry_live_ids(&ids);
 		if (n == 0) {

@@ -321,6 +321,10 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 		next = TAILQ_NEXT(p, entry);
 		if (p->kind != PEER_ENGINE)
 			continue;
+		/* An engine we stopped reading (backpressure) cannot be heard;
+		 * its open connection is the sign of life. */
+		if (p->paused)
+			p->engine->last_seen = now;
 		if (now - p->engine->last_seen <= limit) {
 			conn_send(p->conn, &ping, NULL);
 			continue;
@@ -365,10 +369,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		free(p);
 		return;
 	}
-	/* Large values come in chunks; one frame never needs more. */
-	conn_set_max_payload(p->conn, ctl.max_payload < FRAME_MAX_PAYLOAD
-					      ? ctl.max_payload
-					      : FRAME_MAX_PAYLOAD);
+	/* Large values come in chunks; one frame never needs more. The
+	 * value limit (--max-payload) is checked per request instead. */
+	conn_set_max_payload(p->conn, FRAME_MAX_PAYLOAD);
 	/* A peer that never completes the handshake and hello is dropped. */
 	conn_set_idle_timeout(p->conn, HELLO_TIMEOUT);
 	TAILQ_INSERT_TAIL(&ctl.peers, p, entry);
@@ -554,6 +557,21 @@ main(int argc, char **argv)
 	    cohort_profile_ensure(ctl.dir, &err) < 0 ||
 	    cohort_profile_check_perms(ctl.dir, &err) < 0)
 		fatalx("%s", err.text);
+	{
+		struct cohort_conninfo old;
+		char path[4200];
+
+		/* One controller per profile: a second would overwrite the
+		 * connection files of the first. */
+		if (cohort_conninfo_path(ctl.dir, COHORT_ROLE_CLIENT, path,
+					 sizeof(path), &err) == 0 &&
+		    cohort_conninfo_read(path, &old, &err) == 0 &&
+		    old.controller_pid > 0 && old.controller_pid != getpid() &&
+		    (kill(old.controller_pid, 0) == 0 || errno == EPERM))
+			fatalx("a controller (pid %d) is already running for "
+			       "profile %s; stop it first, or use another "
+			       "--profile", (int)old.controller_pid, ctl.dir);
+	}
 	if (path_join(ca, sizeof(ca), ctl.dir, "ca.pem") < 0 ||
 	    path_join(cert, sizeof(cert), ctl.dir, "controller.pem") < 0 ||
 	    path_join(key, sizeof(key), ctl.dir, "controller-key.pem") < 0)

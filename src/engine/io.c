@@ -42,6 +42,7 @@ struct stream {
 	struct event *ev;
 	struct evbuffer *buf;
 	size_t dropped;
+	size_t streamed; /* bytes of buf already sent as live output */
 };
 
 static struct {
@@ -97,6 +98,32 @@ io_shutdown(const char *reason)
 	pthread_mutex_unlock(&io.lock);
 }
 
+/* Send s->buf's bytes not yet streamed as live output of task. */
+static void
+stream_send(struct stream *s, uint64_t task)
+{
+	size_t len = evbuffer_get_length(s->buf), n;
+	struct evbuffer_ptr at;
+	struct msg m;
+	char *text;
+
+	if (task == 0 || io.conn == NULL || s->streamed >= len ||
+	    evbuffer_ptr_set(s->buf, &at, s->streamed, EVBUFFER_PTR_SET) < 0)
+		return;
+	n = len - s->streamed;
+	text = xmalloc(n);
+	if (evbuffer_copyout_from(s->buf, &at, text, n) == (ssize_t)n) {
+		msg_init(&m, MSG_STREAM);
+		msg_set_int(&m, F_ID, (int64_t)task);
+		msg_set_str(&m, F_NAME, s->name);
+		msg_set_strn(&m, F_TEXT, text, n);
+		conn_send(io.conn, &m, NULL);
+	}
+	free(text);
+	s->streamed = len;
+}
+
+/* Read what the pipe holds into s->buf (up to the cap). */
 static void
 stream_drain(struct stream *s)
 {
@@ -104,22 +131,9 @@ stream_drain(struct stream *s)
 
 	for (;;) {
 		ssize_t n = read(s->fd, buf, sizeof(buf));
-		uint64_t task = __atomic_load_n(&io.current, __ATOMIC_ACQUIRE);
 
 		if (n <= 0)
 			break;
-		/* Live output: the controller forwards it to clients that
-		 * asked; the reply still carries all of it. */
-		if (task != 0 && io.conn != NULL &&
-		    evbuffer_get_length(s->buf) < OUTPUT_CAP) {
-			struct msg m;
-
-			msg_init(&m, MSG_STREAM);
-			msg_set_int(&m, F_ID, (int64_t)task);
-			msg_set_str(&m, F_NAME, s->name);
-			msg_set_strn(&m, F_TEXT, buf, (size_t)n);
-			conn_send(io.conn, &m, NULL);
-		}
 		if (evbuffer_get_length(s->buf) + (size_t)n > OUTPUT_CAP) {
 			size_t room = OUTPUT_CAP - evbuffer_get_length(s->buf);
 
@@ -137,16 +151,21 @@ stream_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	stream_drain(arg);
+	/* Live output of the running task; between tasks (current 0) it
+	 * waits and goes out with the next reply's final stream. */
+	stream_send(arg, __atomic_load_n(&io.current, __ATOMIC_ACQUIRE));
 }
 
-/* Move a stream's text into a malloc'd string for a reply. */
+/* Move a stream's text into a malloc'd string for the reply of task,
+ * streaming first whatever live output of it has not gone yet. */
 static char *
-stream_take(struct stream *s, size_t *len)
+stream_take(struct stream *s, uint64_t task, size_t *len)
 {
 	char *text;
 	size_t n;
 
 	stream_drain(s);
+	stream_send(s, task);
 	if (s->dropped > 0) {
 		evbuffer_add_printf(s->buf, "\n[cohort: %zu more bytes of "
 				    "output dropped]\n", s->dropped);
@@ -156,6 +175,7 @@ stream_take(struct stream *s, size_t *len)
 	text = xmalloc(n + 1);
 	evbuffer_remove(s->buf, text, n);
 	text[n] = '\0';
+	s->streamed = 0;
 	*len = n;
 	return text;
 }
@@ -173,8 +193,8 @@ send_reply(struct reply_item *it)
 {
 	struct kernel_reply *r = &it->r;
 	size_t out_len, err_len;
-	char *out = stream_take(&io.out, &out_len);
-	char *err = stream_take(&io.err, &err_len);
+	char *out = stream_take(&io.out, it->task->id, &out_len);
+	char *err = stream_take(&io.err, it->task->id, &err_len);
 	struct msg m;
 
 	msg_init(&m, MSG_REPLY);
@@ -592,8 +612,9 @@ io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
 	it->r = *r;
 	it->elapsed = elapsed;
 	memset(r, 0, sizeof(*r));
-	/* Output read from now on belongs to the next task; what this task
-	 * wrote is drained when its reply is sent. */
+	/* No task runs until the next is taken: output read meanwhile is
+	 * this task's tail, streamed under its id when its reply is sent. */
+	__atomic_store_n(&io.current, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&io.lock);
 	*io.replies_tail = it;
 	io.replies_tail = &it->next;

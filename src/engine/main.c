@@ -173,7 +173,9 @@ main(int argc, char **argv)
 		fatalx("%s", err.text);
 	if (capture_start(&out_rd, &err_rd, &log_fd, &err) < 0)
 		fatalx("%s", err.text);
+	level = log_get_level();
 	log_init("cohort-engine", log_fd);
+	log_set_level(level); /* --log-level wins over COHORT_LOG_LEVEL */
 	log_route_libevent();
 	if (kernel->init(argv[0], &err) < 0)
 		fatalx("cannot start the %s kernel: %s", kernel->name,

@@ -130,6 +130,13 @@ ENGINE_B = {"id": 1, "rank": 1, "size": 2, "pid": 4243, "host": "node2",
             "kernel": "python", "job": "job-7f3a", "state": "busy",
             "uptime": 12.25}
 
+JOB_A = {"jobid": 3, "ntargets": 4, "ndone": 2, "nfailed": 0,
+         "op": "execute", "code": "import time; time.sleep(60)",
+         "state": "running", "targets": "all", "age": 5.5, "elapsed": 5.5}
+JOB_B = {"jobid": 4, "ntargets": 2, "ndone": 0, "nfailed": 0, "op": "pull",
+         "code": "", "state": "running", "targets": "0,2", "age": 0.25,
+         "elapsed": 0.25}
+
 HEADERS = {
     "hello-engine": {"t": "hello", "v": 1, "role": "engine", "rank": 0,
                      "size": 4, "pid": 31337, "host": "node1",
@@ -137,6 +144,8 @@ HEADERS = {
     "hello-client": {"t": "hello", "v": 1, "role": "client"},
     "welcome-engine": {"t": "welcome", "v": 1, "engine": 3},
     "welcome-client": {"t": "welcome", "v": 1},
+    "welcome-heartbeat": {"t": "welcome", "v": 1, "engine": 0,
+                          "heartbeat": 1.0, "tolerance": 3},
     "request-execute": {"t": "request", "id": 7, "op": "execute",
                         "code": "import numpy as np\nx = np.arange(4)\nx",
                         "targets": [0, 2, 3], "timeout": 5.0},
@@ -144,6 +153,17 @@ HEADERS = {
                      "targets": [1]},
     "request-pull": {"t": "request", "id": 9, "op": "pull", "name": "a"},
     "request-engines": {"t": "request", "id": 10, "op": "engines"},
+    "request-stream": {"t": "request", "id": 15, "op": "execute",
+                       "code": "for i in range(3): print(i)",
+                       "timeout": 2.0, "on_timeout": "interrupt",
+                       "stream": 1, "nonblock": 1},
+    "request-chunked": {"t": "request", "id": 16, "op": "push",
+                        "name": "big", "chunked": 8388608},
+    "request-interrupt": {"t": "request", "id": 17, "op": "interrupt",
+                          "targets": [0, 1]},
+    "request-result": {"t": "request", "id": 18, "op": "result",
+                       "jobid": 3},
+    "request-jobs": {"t": "request", "id": 19, "op": "jobs"},
     "request-scatter": {"t": "request", "id": 11, "op": "push", "name": "x",
                         "targets": [0, 1, 2], "parts": [24, 24, 16]},
     "task": {"t": "task", "id": 12, "op": "execute", "code": "print(1)",
@@ -162,6 +182,17 @@ HEADERS = {
     "reply-dead": {"t": "reply", "id": 7, "status": "dead", "engine": 3,
                    "message": "engine 3 died"},
     "done": {"t": "done", "id": 7, "ntargets": 4, "nfailed": 1},
+    "done-job": {"t": "done", "id": 15, "jobid": 3, "state": "running"},
+    "chunk": {"t": "chunk", "id": 16},
+    "chunk-last": {"t": "chunk", "id": 16, "engine": 1, "last": 1},
+    "chunk-abort": {"t": "chunk", "id": 16, "status": "abort"},
+    "interrupt": {"t": "interrupt"},
+    "stream": {"t": "stream", "id": 15, "name": "stdout",
+               "text": "0\n1\n", "engine": 2},
+    "reply-chunked": {"t": "reply", "id": 9, "status": "ok",
+                      "chunked": 10485760},
+    "engines-jobs": {"t": "engines", "id": 20, "engines": [],
+                     "jobs": [JOB_A, JOB_B]},
     "error": {"t": "error", "id": 7, "message": "no such engine: 9"},
     "error-connection": {"t": "error", "message": "protocol version 2 "
                          "is not supported"},
@@ -180,7 +211,11 @@ HEADERS = {
                     "result": "r", "ename": "E", "evalue": "v",
                     "traceback": "t", "count": 1, "elapsed": 2,
                     "message": "m", "ntargets": 1, "nfailed": 0,
-                    "engines": [ENGINE_A], "uptime": 3.0, "parts": [8]},
+                    "engines": [ENGINE_A], "uptime": 3.0, "parts": [8],
+                    "chunked": 9, "last": 1, "stream": 1, "text": "x",
+                    "heartbeat": 0.5, "tolerance": 2,
+                    "on_timeout": "interrupt", "jobid": 4, "nonblock": 1,
+                    "jobs": [JOB_B]},
     # odd but valid: unknown keys, wide encodings, extreme numbers
     "unknown-keys": {"t": "ping", "future": [1, {"x": None}], 7: "seven",
                      "id": 2},
@@ -204,6 +239,9 @@ HEADERS = {
     "bad-engine-field": {"t": "engines", "id": 1,
                          "engines": [{"id": "x"}]},
     "bad-uint64-id": {"t": "done", "id": (1 << 64) - 1},
+    "bad-job-field": {"t": "engines", "id": 1, "engines": [],
+                      "jobs": [{"age": "old"}]},
+    "bad-stream-no-text": {"t": "stream", "id": 1, "name": "stdout"},
 }
 
 RAW_HEADERS = {
@@ -357,7 +395,9 @@ def main():
                  "request-execute", "request-scatter", "task", "reply-all",
                  "done", "error", "engines", "ping", "pong", "every-field",
                  "unknown-keys", "utf8-code", "bad-missing-field",
-                 "bad-trailing"):
+                 "bad-trailing", "welcome-heartbeat", "request-stream",
+                 "request-chunked", "chunk-last", "interrupt", "stream",
+                 "engines-jobs", "done-job"):
         write(fr, name, frame(headers[name]))
     val = pack(ndarray(np.arange(6, dtype=np.float64)))
     write(fr, "request-push-payload", frame(headers["request-push"], val))
@@ -366,6 +406,7 @@ def main():
                 val))
     write(fr, "scatter-payload",
           frame(headers["request-scatter"], bytes(64)))
+    write(fr, "chunk-payload", frame(headers["chunk"], bytes(range(48))))
     write(fr, "payload-not-present",
           frame(headers["ping"], b"", payload_len=1 << 20))
     write(fr, "bad-empty-header", struct.pack(">IQ", 0, 0))
