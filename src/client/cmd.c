@@ -15,6 +15,7 @@ extern const struct cmd_entry cmd_push_entry;
 extern const struct cmd_entry cmd_px_entry;
 extern const struct cmd_entry cmd_result_entry;
 extern const struct cmd_entry cmd_scatter_entry;
+extern const struct cmd_entry cmd_shell_entry;
 extern const struct cmd_entry cmd_engines_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
@@ -28,6 +29,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_px_entry,
 	&cmd_result_entry,
 	&cmd_scatter_entry,
+	&cmd_shell_entry,
 	NULL,
 };
 

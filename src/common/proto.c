@@ -6,6 +6,7 @@
 
 #include "proto.h"
 #include "util.h"
+#include "value.h"
 
 enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_PARTS, FT_ENGINES,
 	     FT_JOBS };
@@ -408,9 +409,9 @@ decode_list(const msgpack_object *v, const struct rec_field *rf,
 	    struct cohort_error *err)
 {
 	if (v->type != MSGPACK_OBJECT_ARRAY)
-		return errprintf(err, "field '%s' must be an array", key);
+		return errprintf(err, "field '%ss' must be an array", key);
 	if (v->via.array.size > PROTO_MAX_LIST)
-		return errprintf(err, "field '%s' is too long", key);
+		return errprintf(err, "field '%ss' is too long", key);
 	free(*list);
 	*list = xcalloc(v->via.array.size, size);
 	*n = v->via.array.size;
@@ -470,13 +471,13 @@ decode_field(struct msg *m, enum msg_field f, const msgpack_object *v,
 	}
 	case FT_ENGINES:
 		if (decode_list(v, engine_fields, sizeof(struct msg_engine),
-				(void **)&m->engines, &m->nengines, key,
+				(void **)&m->engines, &m->nengines, "engine",
 				err) < 0)
 			return -1;
 		break;
 	case FT_JOBS:
 		if (decode_list(v, job_fields, sizeof(struct msg_job),
-				(void **)&m->jobs, &m->njobs, key, err) < 0)
+				(void **)&m->jobs, &m->njobs, "job", err) < 0)
 			return -1;
 		break;
 	}
@@ -499,6 +500,18 @@ msg_decode(struct msg *m, const void *data, size_t len,
 	msgpack_unpacked_init(&m->unpacked);
 	m->raw = xmalloc(len);
 	memcpy(m->raw, data, len);
+	/* msgpack-c allocates what a header declares before it reads it:
+	 * a few bytes could ask for gigabytes. Check sizes against the bytes
+	 * present first. */
+	{
+		struct cohort_error why;
+
+		if (value_check(m->raw, len, &why) < 0) {
+			errprintf(err, "header is not valid msgpack (%s)",
+				  why.text);
+			goto error;
+		}
+	}
 	if (msgpack_unpack_next(&m->unpacked, m->raw, len, &off) !=
 	    MSGPACK_UNPACK_SUCCESS) {
 		errprintf(err, "header is not valid msgpack");

@@ -374,6 +374,16 @@ value_open(const void *data, size_t len, struct rd *rd,
 	return 0;
 }
 
+/* Check that data holds exactly one well-formed msgpack value whose
+ * declared sizes fit in the bytes present. */
+int
+value_check(const void *data, size_t len, struct cohort_error *err)
+{
+	struct rd rd;
+
+	return value_open(data, len, &rd, err);
+}
+
 static bool
 is_nd(const struct item *it)
 {
@@ -1405,6 +1415,9 @@ nd_nest(const struct nd *a, unsigned k, const uint8_t **p)
 	return list;
 }
 
+/* Empty lists value_to_json may still make for the value at hand. */
+static uint64_t json_empty_budget;
+
 static json_t *
 nd_json(const struct nd *a, struct cohort_error *err)
 {
@@ -1412,13 +1425,21 @@ nd_json(const struct nd *a, struct cohort_error *err)
 	json_t *shape, *j;
 	uint64_t lists = 1;
 
-	/* (1 << 60, 0) has no elements but would make 2^60 empty lists */
+	/* (1 << 60, 0) has no elements but would make 2^60 empty lists;
+	 * the budget spans the whole value, not one array. */
 	for (unsigned k = 0; k < a->ndim && a->shape[k]; k++)
 		if ((lists *= a->shape[k]) > JSON_MAX_EMPTY && !a->count) {
 			errprintf(err, "an empty array of this shape is too "
 			               "large for JSON");
 			return NULL;
 		}
+	if (!a->count) {
+		if (lists > json_empty_budget) {
+			errprintf(err, "too many empty arrays for JSON");
+			return NULL;
+		}
+		json_empty_budget -= lists;
+	}
 	if (!(shape = json_array()))
 		return NULL;
 	for (unsigned k = 0; k < a->ndim; k++)
@@ -1513,6 +1534,7 @@ value_to_json(const void *data, size_t len, struct cohort_error *err)
 		errprintf(err, "malformed value: %s", e.text);
 		return NULL;
 	}
+	json_empty_budget = JSON_MAX_EMPTY;
 	if (!(j = to_json(&rd, 0, &e)))
 		errprintf(err, "%s", e.text[0] ? e.text : "out of memory");
 	return j;

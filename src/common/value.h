@@ -57,6 +57,10 @@ int value_split(const void *data, size_t len, size_t n,
 int value_concat(const void *const *data, const size_t *len, size_t n,
 		 msgpack_sbuffer *out, struct cohort_error *err);
 
+/* Check that data is exactly one well-formed value whose declared lengths
+ * fit in len bytes (nesting at most 64), without allocating. */
+int value_check(const void *data, size_t len, struct cohort_error *err);
+
 /* True if name is a valid Python identifier (ASCII letters, digits, '_',
  * not starting with a digit, not a Python keyword). */
 bool value_name_ok(const char *name);

@@ -296,7 +296,7 @@ test_decode_errors(void)
 	pk_str(p, "t");
 	pk_str(p, "ping");
 	msgpack_pack_nil(p);
-	pk_fails(&k, "trailing bytes", "trailing bytes");
+	pk_fails(&k, "after the value", "trailing bytes");
 
 	p = pk_start(&k);
 	msgpack_pack_array(p, 2);

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* cohort_bench.c - the Cohort side of bench/run, on the libcohort C API.
+ *
+ * One client connection is opened and reused for every request of a run,
+ * as ipyparallel's Client does. Each mode prints result lines
+ *
+ *	cohort METRIC VALUE
+ *
+ * on stdout (bench/run collects them) and progress on stderr.
+ *
+ *	cohort_bench PROFILE latency TARGETS N ROUNDS TAG
+ *	    N blocking executes of "pass" per round (after 20 warm-ups);
+ *	    per round the median and the p99 (nearest rank), in ms;
+ *	    prints lat_TAG_median / lat_TAG_p99 = the median over rounds.
+ *	cohort_bench PROFILE throughput N ROUNDS
+ *	    N non-blocking executes of "pass" on all engines per round,
+ *	    then poll until the last job (and so every job) is done;
+ *	    prints tput = requests per second, median over rounds.
+ *	cohort_bench PROFILE transfer MIB ROUNDS
+ *	    push a float64 ndarray of MIB MiB to all engines, pull it back,
+ *	    ROUNDS times each; prints push_MIB / pull_MIB in MiB/s, counting
+ *	    the bytes delivered to (or from) every engine.
+ *	cohort_bench PROFILE scatter MIB ROUNDS
+ *	    scatter a float64 ndarray of MIB MiB across all engines and
+ *	    gather it back; prints scatter_MIB / gather_MIB in MiB/s of the
+ *	    array's size (every byte moves once).
+ *	cohort_bench PROFILE pids
+ *	    prints "engine_pid ID PID" for every engine.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "cohort/client.h"
+#include "cohort/kernel.h"
+
+#define REQ_TIMEOUT 300.0
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+die(const char *what, const struct cohort_error *err)
+{
+	fprintf(stderr, "cohort_bench: %s: %s\n", what, err ? err->text : "");
+	exit(1);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n) (sorts v). */
+static double
+median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double
+percentile(const double *v, size_t n, double p)
+{
+	size_t k = (size_t)ceil(p / 100.0 * (double)n);
+
+	if (k < 1)
+		k = 1;
+	return v[k - 1];
+}
+
+struct tally {
+	size_t replies, failed;
+	uint64_t bytes;
+	char why[256];
+};
+
+static void
+on_reply(const struct cohort_reply *r, void *arg)
+{
+	struct tally *t = arg;
+
+	t->replies++;
+	t->bytes += r->len;
+	if (strcmp(r->status, "ok") != 0) {
+		t->failed++;
+		snprintf(t->why, sizeof(t->why), "engine %" PRId64 ": %s %s",
+			 r->engine, r->ename ? r->ename : r->status,
+			 r->evalue ? r->evalue : "");
+	}
+}
+
+/* rc of a request: -1 failed as a whole, >0 some engines failed. */
+static void
+check(int rc, const char *what, const struct tally *t,
+      const struct cohort_error *err)
+{
+	if (rc < 0)
+		die(what, err);
+	if (rc > 0 || t->failed) {
+		fprintf(stderr, "cohort_bench: %s: %s\n", what, t->why);
+		exit(1);
+	}
+}
+
+static void
+execute(struct cohort_client *c, const char *targets, const char *code,
+	struct tally *t)
+{
+	struct cohort_error err;
+	struct cohort_request rq = { .op = "execute", .targets = targets,
+				     .code = code, .timeout = REQ_TIMEOUT };
+
+	memset(t, 0, sizeof(*t));
+	check(cohort_request(c, &rq, on_reply, t, &err), code, t, &err);
+}
+
+static void
+mode_latency(struct cohort_client *c, const char *targets, int n, int rounds,
+	     const char *tag)
+{
+	double *lat = calloc((size_t)n, sizeof(double));
+	double *med = calloc((size_t)rounds, sizeof(double));
+	double *p99 = calloc((size_t)rounds, sizeof(double));
+	struct tally t;
+
+	for (int i = 0; i < 20; i++)
+		execute(c, targets, "pass", &t);
+	for (int r = 0; r < rounds; r++) {
+		for (int i = 0; i < n; i++) {
+			double t0 = now();
+
+			execute(c, targets, "pass", &t);
+			lat[i] = (now() - t0) * 1e3;
+		}
+		qsort(lat, (size_t)n, sizeof(double), cmp_double);
+		med[r] = n % 2 ? lat[n / 2] : (lat[n / 2 - 1] + lat[n / 2]) / 2;
+		p99[r] = percentile(lat, (size_t)n, 99);
+		fprintf(stderr, "  cohort latency %s round %d: median %.3f ms, "
+			"p99 %.3f ms (%zu replies/request)\n", tag, r + 1,
+			med[r], p99[r], t.replies);
+	}
+	printf("cohort lat_%s_median %.6f\n", tag, median(med, (size_t)rounds));
+	printf("cohort lat_%s_p99 %.6f\n", tag, median(p99, (size_t)rounds));
+	free(lat);
+	free(med);
+	free(p99);
+}
+
+static void
+mode_throughput(struct cohort_client *c, int n, int rounds)
+{
+	double *rate = calloc((size_t)rounds, sizeof(double));
+	struct cohort_error err;
+	struct tally t;
+
+	for (int i = 0; i < 20; i++)
+		execute(c, "all", "pass", &t);
+	for (int r = 0; r < rounds; r++) {
+		struct cohort_request rq = { .op = "execute", .targets = "all",
+					     .code = "pass", .nonblock = 1,
+					     .timeout = REQ_TIMEOUT };
+		int64_t last = 0;
+		int running = 1;
+		size_t polls = 0;
+		double t0 = now(), el;
+
+		for (int i = 0; i < n; i++) {
+			memset(&t, 0, sizeof(t));
+			if (cohort_request(c, &rq, on_reply, &t, &err) < 0)
+				die("nonblock execute", &err);
+			last = cohort_last_job(c);
+		}
+		/* Engines run their tasks in arrival order, so the last job
+		 * done means all are; cohort_jobs double-checks below. */
+		while (running) {
+			memset(&t, 0, sizeof(t));
+			if (cohort_result(c, last, on_reply, &t, &running,
+					  &err) < 0)
+				die("result", &err);
+			polls++;
+			if (running)
+				usleep(200);
+		}
+		el = now() - t0;
+		{
+			struct cohort_job *jobs;
+			size_t nj, nrun = 0;
+
+			if (cohort_jobs(c, &jobs, &nj, &err) < 0)
+				die("jobs", &err);
+			for (size_t i = 0; i < nj; i++)
+				if (strcmp(jobs[i].state, "running") == 0)
+					nrun++;
+			free(jobs);
+			if (nrun > 0)
+				fprintf(stderr, "  cohort throughput: %zu jobs "
+					"still running after the last one\n",
+					nrun);
+		}
+		if (t.failed)
+			fprintf(stderr, "  cohort throughput: last job "
+				"failed: %s\n", t.why);
+		rate[r] = n / el;
+		fprintf(stderr, "  cohort throughput round %d: %d requests in "
+			"%.3f s = %.0f/s (%zu polls)\n", r + 1, n, el, rate[r],
+			polls);
+	}
+	printf("cohort tput %.3f\n", median(rate, (size_t)rounds));
+	free(rate);
+}
+
+/* A msgpack-encoded float64 ndarray of n elements (COHORT_EXT_NDARRAY). */
+static void
+make_array(size_t n, msgpack_sbuffer *out)
+{
+	msgpack_sbuffer hdr;
+	msgpack_packer pk;
+	size_t raw = n * sizeof(double);
+	double *d;
+
+	msgpack_sbuffer_init(&hdr);
+	msgpack_packer_init(&pk, &hdr, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "<f8", 3);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_uint64(&pk, n);
+
+	msgpack_sbuffer_init(out);
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_ext(&pk, hdr.size + raw, COHORT_EXT_NDARRAY);
+	msgpack_sbuffer_write(out, hdr.data, hdr.size);
+	/* Reserve the raw bytes, then fill them in place. */
+	d = malloc(raw);
+	if (d == NULL) {
+		fprintf(stderr, "cohort_bench: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++)
+		d[i] = (double)i;
+	msgpack_sbuffer_write(out, (const char *)d, raw);
+	free(d);
+	msgpack_sbuffer_destroy(&hdr);
+}
+
+static size_t
+count_engines(struct cohort_client *c)
+{
+	struct cohort_engine *list;
+	struct cohort_error err;
+	size_t n, live = 0;
+
+	if (cohort_engines(c, &list, &n, &err) < 0)
+		die("engines", &err);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].state, "dead") != 0)
+			live++;
+	free(list);
+	return live;
+}
+
+static void
+mode_transfer(struct cohort_client *c, int mib, int rounds)
+{
+	size_t n = (size_t)mib * (1u << 20) / sizeof(double);
+	size_t neng = count_engines(c);
+	double *push = calloc((size_t)rounds, sizeof(double));
+	double *pull = calloc((size_t)rounds, sizeof(double));
+	double moved = (double)mib * (double)neng;
+	msgpack_sbuffer v;
+	struct cohort_error err;
+	struct tally t;
+
+	make_array(n, &v);
+	for (int r = 0; r < rounds; r++) {
+		double t0 = now();
+
+		memset(&t, 0, sizeof(t));
+		check(cohort_push(c, "all", "a", v.data, v.size, on_reply, &t,
+				  &err), "push", &t, &err);
+		push[r] = moved / (now() - t0);
+		t0 = now();
+		memset(&t, 0, sizeof(t));
+		check(cohort_pull(c, "all", "a", on_reply, &t, &err), "pull",
+		      &t, &err);
+		pull[r] = moved / (now() - t0);
+		if (t.bytes < (uint64_t)neng * n * sizeof(double))
+			fprintf(stderr, "cohort_bench: pulled only %" PRIu64
+				" bytes\n", t.bytes);
+		fprintf(stderr, "  cohort %d MiB x %zu engines round %d: push "
+			"%.0f MiB/s, pull %.0f MiB/s\n", mib, neng, r + 1,
+			push[r], pull[r]);
+	}
+	execute(c, "all", "del a", &t);
+	printf("cohort push_%d %.3f\n", mib, median(push, (size_t)rounds));
+	printf("cohort pull_%d %.3f\n", mib, median(pull, (size_t)rounds));
+	msgpack_sbuffer_destroy(&v);
+	free(push);
+	free(pull);
+}
+
+static void
+mode_scatter(struct cohort_client *c, int mib, int rounds)
+{
+	size_t n = (size_t)mib * (1u << 20) / sizeof(double);
+	double *sc = calloc((size_t)rounds, sizeof(double));
+	double *ga = calloc((size_t)rounds, sizeof(double));
+	msgpack_sbuffer v;
+	struct cohort_error err;
+	struct tally t;
+
+	make_array(n, &v);
+	for (int r = 0; r < rounds; r++) {
+		double t0 = now();
+		void *out = NULL;
+		size_t outlen = 0;
+
+		memset(&t, 0, sizeof(t));
+		check(cohort_scatter(c, "all", "a", v.data, v.size, on_reply,
+				     &t, &err), "scatter", &t, &err);
+		sc[r] = mib / (now() - t0);
+		t0 = now();
+		memset(&t, 0, sizeof(t));
+		check(cohort_gather(c, "all", "a", &out, &outlen, on_reply, &t,
+				    &err), "gather", &t, &err);
+		ga[r] = mib / (now() - t0);
+		if (outlen != v.size)
+			fprintf(stderr, "cohort_bench: gathered %zu bytes, "
+				"scattered %zu\n", outlen, v.size);
+		free(out);
+		fprintf(stderr, "  cohort %d MiB round %d: scatter %.0f MiB/s, "
+			"gather %.0f MiB/s\n", mib, r + 1, sc[r], ga[r]);
+	}
+	execute(c, "all", "del a", &t);
+	printf("cohort scatter_%d %.3f\n", mib, median(sc, (size_t)rounds));
+	printf("cohort gather_%d %.3f\n", mib, median(ga, (size_t)rounds));
+	msgpack_sbuffer_destroy(&v);
+	free(sc);
+	free(ga);
+}
+
+static void
+mode_pids(struct cohort_client *c)
+{
+	struct cohort_engine *list;
+	struct cohort_error err;
+	size_t n;
+
+	if (cohort_engines(c, &list, &n, &err) < 0)
+		die("engines", &err);
+	for (size_t i = 0; i < n; i++)
+		printf("engine_pid %" PRId64 " %" PRId64 "\n", list[i].id,
+		       list[i].pid);
+	free(list);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+		"usage: cohort_bench PROFILE latency TARGETS N ROUNDS TAG\n"
+		"       cohort_bench PROFILE throughput N ROUNDS\n"
+		"       cohort_bench PROFILE transfer MIB ROUNDS\n"
+		"       cohort_bench PROFILE scatter MIB ROUNDS\n"
+		"       cohort_bench PROFILE pids\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cohort_client *c;
+	struct cohort_error err;
+	const char *mode;
+
+	if (argc < 3)
+		usage();
+	mode = argv[2];
+	c = cohort_connect(argv[1], &err);
+	if (c == NULL)
+		die("connect", &err);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(mode, "latency") == 0 && argc == 7)
+		mode_latency(c, argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
+	else if (strcmp(mode, "throughput") == 0 && argc == 5)
+		mode_throughput(c, atoi(argv[3]), atoi(argv[4]));
+	else if (strcmp(mode, "transfer") == 0 && argc == 5)
+		mode_transfer(c, atoi(argv[3]), atoi(argv[4]));
+	else if (strcmp(mode, "scatter") == 0 && argc == 5)
+		mode_scatter(c, atoi(argv[3]), atoi(argv[4]));
+	else if (strcmp(mode, "pids") == 0 && argc == 3)
+		mode_pids(c);
+	else
+		usage();
+	cohort_disconnect(c);
+	return 0;
+}
