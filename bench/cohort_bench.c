@@ -26,9 +26,21 @@
  *	    array's size (every byte moves once).
  *	cohort_bench PROFILE pids
  *	    prints "engine_pid ID PID" for every engine.
+ *	cohort_bench PROFILE tls ROUNDS
+ *	    the machine's TLS limit: one TLS 1.3 stream over 127.0.0.1
+ *	    between two processes (this one and a forked child), 1 GiB in
+ *	    1 MiB SSL_write calls, with the profile's controller certificate
+ *	    and OpenSSL's default TLS 1.3 suite, as Cohort negotiates;
+ *	    prints "machine tls_loopback MiB/s" (median over rounds). No
+ *	    cluster is needed, only the profile's certificate files.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +48,8 @@
 #include <unistd.h>
 
 #include <msgpack.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cohort/client.h"
 #include "cohort/kernel.h"
@@ -370,6 +384,119 @@ mode_pids(struct cohort_client *c)
 	free(list);
 }
 
+#define TLS_TOTAL (1ull << 30)
+#define TLS_CHUNK (1u << 20)
+
+static void
+ssl_die(const char *what)
+{
+	fprintf(stderr, "cohort_bench: tls: %s\n", what);
+	ERR_print_errors_fp(stderr);
+	exit(1);
+}
+
+/* The receiving side: accept one connection, read TLS_TOTAL bytes, ack. */
+static void
+tls_server(int lfd, const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char *buf = malloc(TLS_CHUNK);
+	uint64_t got = 0;
+	SSL *ssl;
+	int fd, n;
+
+	if (ctx == NULL || buf == NULL ||
+	    !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		ssl_die("server context");
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		ssl_die("accept");
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) != 1)
+		ssl_die("handshake (server)");
+	while (got < TLS_TOTAL && (n = SSL_read(ssl, buf, TLS_CHUNK)) > 0)
+		got += (uint64_t)n;
+	if (got != TLS_TOTAL || SSL_write(ssl, "k", 1) != 1)
+		ssl_die("short read");
+	SSL_shutdown(ssl);
+	_exit(0);
+}
+
+static double
+tls_once(const char *cert, const char *key, char *suite, size_t size)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t salen = sizeof(sa);
+	SSL_CTX *ctx;
+	SSL *ssl;
+	char *buf, ack;
+	int lfd, fd, status;
+	pid_t pid;
+	double t0, el;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
+		ssl_die("listen");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		ssl_die("fork");
+	if (pid == 0)
+		tls_server(lfd, cert, key);
+	close(lfd);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION))
+		ssl_die("client context");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		ssl_die("connect");
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1)
+		ssl_die("handshake (client)");
+	snprintf(suite, size, "%s %s", SSL_get_version(ssl),
+		 SSL_get_cipher_name(ssl));
+	buf = calloc(1, TLS_CHUNK);
+	t0 = now();
+	for (uint64_t sent = 0; sent < TLS_TOTAL; sent += TLS_CHUNK)
+		if (SSL_write(ssl, buf, TLS_CHUNK) != (int)TLS_CHUNK)
+			ssl_die("write");
+	if (SSL_read(ssl, &ack, 1) != 1)
+		ssl_die("no ack");
+	el = now() - t0;
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	free(buf);
+	if (waitpid(pid, &status, 0) != pid || status != 0)
+		ssl_die("receiver failed");
+	return (double)TLS_TOTAL / (1u << 20) / el;
+}
+
+static void
+mode_tls(const char *profile, int rounds)
+{
+	char cert[4200], key[4200], suite[128];
+	double *rate = calloc((size_t)rounds, sizeof(double));
+
+	snprintf(cert, sizeof(cert), "%s/controller.pem", profile);
+	snprintf(key, sizeof(key), "%s/controller-key.pem", profile);
+	for (int r = 0; r < rounds; r++) {
+		rate[r] = tls_once(cert, key, suite, sizeof(suite));
+		fprintf(stderr, "  TLS loopback (C, OpenSSL) round %d: %.0f "
+			"MiB/s (%s)\n", r + 1, rate[r], suite);
+	}
+	printf("machine tls_loopback %.3f\n", median(rate, (size_t)rounds));
+	free(rate);
+}
+
 static void
 usage(void)
 {
@@ -378,7 +505,8 @@ usage(void)
 		"       cohort_bench PROFILE throughput N ROUNDS\n"
 		"       cohort_bench PROFILE transfer MIB ROUNDS\n"
 		"       cohort_bench PROFILE scatter MIB ROUNDS\n"
-		"       cohort_bench PROFILE pids\n");
+		"       cohort_bench PROFILE pids\n"
+		"       cohort_bench PROFILE tls ROUNDS\n");
 	exit(2);
 }
 
@@ -392,10 +520,14 @@ main(int argc, char **argv)
 	if (argc < 3)
 		usage();
 	mode = argv[2];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(mode, "tls") == 0 && argc == 4) {
+		mode_tls(argv[1], atoi(argv[3]));
+		return 0;
+	}
 	c = cohort_connect(argv[1], &err);
 	if (c == NULL)
 		die("connect", &err);
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "latency") == 0 && argc == 7)
 		mode_latency(c, argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
 	else if (strcmp(mode, "throughput") == 0 && argc == 5)

@@ -57,6 +57,10 @@ struct cohort_request {
 	/* Return as soon as the controller has accepted the request; the
 	 * results wait in its table of jobs (cohort_result). */
 	int nonblock;
+	/* Let code call collectives on communicators that include ranks
+	 * the request does not target (the engines' guard refuses them by
+	 * default, since they would wait for ever). */
+	int allow_partial_collectives;
 };
 
 /* One job in the controller's table. */

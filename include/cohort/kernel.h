@@ -59,5 +59,7 @@ struct kernel_ops {
 };
 
 extern const struct kernel_ops kernel_python;
+/* Plugins in shared objects, no interpreter (docs/native.md). */
+extern const struct kernel_ops kernel_native;
 
 #endif

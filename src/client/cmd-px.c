@@ -14,7 +14,8 @@ const struct cmd_entry cmd_px_entry = {
 	.name = "px",
 	.alias = "execute",
 	.usage = "[--targets T] [--timeout S] [--interrupt-on-timeout] [--json]\n"
-		 "                 [--no-stream] [--no-collapse] [--nonblock] CODE",
+		 "                 [--no-stream] [--no-collapse] [--nonblock]\n"
+		 "                 [--allow-partial-collectives] CODE",
 	.summary = "run code on engines and print each engine's output",
 	.help =
 	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"
@@ -27,6 +28,10 @@ const struct cmd_entry cmd_px_entry = {
 	"  --no-collapse     print every engine separately, even when they agree\n"
 	"  --nonblock        print the job id and return at once; see\n"
 	"                    'cohort result ID' and 'cohort jobs'\n"
+	"  --allow-partial-collectives\n"
+	"                    when only some ranks of an MPI job are targeted,\n"
+	"                    allow MPI calls on communicators that include the\n"
+	"                    others (refused by default: they would hang)\n"
 	"  --profile P       profile name or directory\n"
 	"\n"
 	"CODE '-' reads the code from standard input. Output is printed per\n"
@@ -71,6 +76,7 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		{ "no-collapse", no_argument, NULL, 'C' },
 		{ "interrupt-on-timeout", no_argument, NULL, 'I' },
 		{ "nonblock", no_argument, NULL, 'N' },
+		{ "allow-partial-collectives", no_argument, NULL, 'P' },
 		{ "profile", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -109,6 +115,9 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'N':
 			rq.nonblock = 1;
+			break;
+		case 'P':
+			rq.allow_partial_collectives = 1;
 			break;
 		case 'p':
 			ctx->profile = optarg;

@@ -50,9 +50,9 @@ const struct cmd_entry cmd_shell_entry = {
 	"(engines, pull a), or as code while %autopx is on. The prompt shows\n"
 	"the target set: [all] cohort>. TAB completes commands and the names\n"
 	"defined on the engines. Ctrl-C interrupts the engines' code as in\n"
-	"'cohort px'; at the prompt it clears the line. History is kept in the\n"
-	"profile directory (file 'history', 1000 lines). Without a terminal\n"
-	"the lines are read from standard input, without prompts:\n"
+	"'cohort px'; at the prompt it clears the line. History is kept in\n"
+	"the profile directory (file 'history', 1000 lines). Without a\n"
+	"terminal the lines are read from standard input, without prompts:\n"
 	"  printf '%%px 1+1\\n' | cohort shell\n"
 	"The exit status is that of the last command. See docs/shell.md.\n",
 	.exec = cmd_shell_exec,
@@ -78,10 +78,14 @@ static const struct {
 	const char *name;
 	bool arg;
 } px_opts[] = {
-	{ "--targets", true },	       { "-t", true },
-	{ "--timeout", true },	       { "--json", false },
-	{ "--no-stream", false },      { "--no-collapse", false },
-	{ "--nonblock", false },       { "--interrupt-on-timeout", false },
+	{ "--targets", true },
+	{ "-t", true },
+	{ "--timeout", true },
+	{ "--json", false },
+	{ "--no-stream", false },
+	{ "--no-collapse", false },
+	{ "--nonblock", false },
+	{ "--interrupt-on-timeout", false },
 };
 
 static const char complete_code[] =
@@ -914,13 +918,15 @@ shell_complete(EditLine *el, int ch)
 		code = p + 4;
 	if (code != NULL) {
 		size_t end = strlen(text), start = end;
+		size_t from = (size_t)(code - text);
 
-		while (start > (size_t)(code - text) && ident_char(text[start - 1]))
+		while (start > from && ident_char(text[start - 1]))
 			start--;
 		w = text + start;
 		if (sh->in_cell && blank(code)) {
 			/* Indentation inside a cell. */
-			rc = el_insertstr(el, "    ") < 0 ? CC_ERROR : CC_REFRESH;
+			rc = el_insertstr(el, "    ") < 0 ? CC_ERROR
+							     : CC_REFRESH;
 		} else if ((start > 0 && text[start - 1] == '.') ||
 			   (*w >= '0' && *w <= '9')) {
 			rc = CC_ERROR; /* attributes and numbers: not cheap */
@@ -990,7 +996,9 @@ shell_editline_init(struct shell *sh)
 	    el_wset(sh->el, EL_ADDFN, L"cohort-complete",
 		    L"complete a command or an engine name",
 		    shell_complete) != 0 ||
-	    el_set(sh->el, EL_BIND, "^I", "cohort-complete", NULL) != 0)
+	    el_set(sh->el, EL_BIND, "^I", "cohort-complete", NULL) != 0 ||
+	    /* As in bash: Ctrl-R searches the history backwards. */
+	    el_set(sh->el, EL_BIND, "^R", "em-inc-search-prev", NULL) != 0)
 		return -1;
 	if (sh->hist != NULL && el_set(sh->el, EL_HIST, history, sh->hist) != 0)
 		return -1;

@@ -681,6 +681,8 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_str(&m, F_ONTIMEOUT, "interrupt");
 	if (rq->nonblock)
 		msg_set_int(&m, F_NONBLOCK, 1);
+	if (rq->allow_partial_collectives)
+		msg_set_int(&m, F_PARTIAL, 1);
 	if (c->stream_fn != NULL && strcmp(rq->op, "execute") == 0)
 		msg_set_int(&m, F_STREAM, 1);
 	free(c->cur_targets);

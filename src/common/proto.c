@@ -8,8 +8,7 @@
 #include "util.h"
 #include "value.h"
 
-enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_TARGETS, FT_PARTS, FT_ENGINES,
-	     FT_JOBS };
+enum ftype { FT_INT, FT_DOUBLE, FT_STR, FT_INTLIST, FT_ENGINES, FT_JOBS };
 
 struct field {
 	const char *key;
@@ -27,7 +26,7 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_OP] = FLD("op", FT_STR, op),
 	[F_CODE] = FLD("code", FT_STR, code),
 	[F_NAME] = FLD("name", FT_STR, name),
-	[F_TARGETS] = FLD("targets", FT_TARGETS, targets),
+	[F_TARGETS] = FLD("targets", FT_INTLIST, targets),
 	[F_TIMEOUT] = FLD("timeout", FT_DOUBLE, timeout),
 	[F_ENGINE] = FLD("engine", FT_INT, engine),
 	[F_RANK] = FLD("rank", FT_INT, rank),
@@ -51,7 +50,9 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_NFAILED] = FLD("nfailed", FT_INT, nfailed),
 	[F_ENGINES] = FLD("engines", FT_ENGINES, engines),
 	[F_UPTIME] = FLD("uptime", FT_DOUBLE, uptime),
-	[F_PARTS] = FLD("parts", FT_PARTS, parts),
+	[F_PARTS] = FLD("parts", FT_INTLIST, parts),
+	[F_RANKS] = FLD("ranks", FT_INTLIST, ranks),
+	[F_PARTIAL] = FLD("partial", FT_INT, partial),
 	[F_CHUNKED] = FLD("chunked", FT_INT, chunked),
 	[F_LAST] = FLD("last", FT_INT, last),
 	[F_STREAM] = FLD("stream", FT_INT, stream),
@@ -145,6 +146,7 @@ msg_clear(struct msg *m)
 		msgpack_unpacked_destroy(&m->unpacked);
 		free(m->targets);
 		free(m->parts);
+		free(m->ranks);
 		free(m->engines);
 		free(m->jobs);
 		free(m->raw);
@@ -204,6 +206,15 @@ msg_set_parts(struct msg *m, int64_t *parts, size_t n)
 	m->has |= BIT(F_PARTS);
 }
 
+/* Set the targeted ranks of a task (borrowed). */
+void
+msg_set_ranks(struct msg *m, int64_t *ranks, size_t n)
+{
+	m->ranks = ranks;
+	m->nranks = n;
+	m->has |= BIT(F_RANKS);
+}
+
 /* Set the job listing (borrowed). */
 void
 msg_set_jobs(struct msg *m, struct msg_job *jobs, size_t n)
@@ -220,6 +231,37 @@ msg_set_engines(struct msg *m, struct msg_engine *engines, size_t n)
 	m->engines = engines;
 	m->nengines = n;
 	m->has |= BIT(F_ENGINES);
+}
+
+/* Where an integer-list field lives in struct msg. */
+static void
+intlist_ref(struct msg *m, enum msg_field f, int64_t ***v, size_t **n)
+{
+	switch (f) {
+	case F_PARTS:
+		*v = &m->parts;
+		*n = &m->nparts;
+		break;
+	case F_RANKS:
+		*v = &m->ranks;
+		*n = &m->nranks;
+		break;
+	default:
+		*v = &m->targets;
+		*n = &m->ntarget_list;
+		break;
+	}
+}
+
+static void
+intlist(struct msg *m, enum msg_field f, int64_t **v, size_t *n)
+{
+	int64_t **pv;
+	size_t *pn;
+
+	intlist_ref(m, f, &pv, &pn);
+	*v = *pv;
+	*n = *pn;
 }
 
 static void
@@ -293,13 +335,11 @@ msg_encode(const struct msg *m, msgpack_sbuffer *sbuf)
 			pack_str(&pk, s->p ? s->p : "", s->n);
 			break;
 		}
-		case FT_TARGETS:
-		case FT_PARTS: {
-			const int64_t *v = fields[f].type == FT_TARGETS
-						   ? m->targets : m->parts;
-			size_t len = fields[f].type == FT_TARGETS
-					     ? m->ntarget_list : m->nparts;
+		case FT_INTLIST: {
+			int64_t *v;
+			size_t len;
 
+			intlist((struct msg *)m, f, &v, &len);
 			msgpack_pack_array(&pk, len);
 			for (size_t i = 0; i < len; i++)
 				msgpack_pack_int64(&pk, v[i]);
@@ -445,12 +485,11 @@ decode_field(struct msg *m, enum msg_field f, const msgpack_object *v,
 			return errprintf(err, "field '%s' must be a string",
 					 key);
 		break;
-	case FT_TARGETS:
-	case FT_PARTS: {
-		int64_t **list = fields[f].type == FT_TARGETS ? &m->targets
-							      : &m->parts;
-		size_t *n = fields[f].type == FT_TARGETS ? &m->ntarget_list
-							 : &m->nparts;
+	case FT_INTLIST: {
+		int64_t **list;
+		size_t *n;
+
+		intlist_ref(m, f, &list, &n);
 
 		if (v->type != MSGPACK_OBJECT_ARRAY)
 			return errprintf(err, "field '%s' must be an array",

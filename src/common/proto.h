@@ -89,6 +89,11 @@ enum msg_field {
 	F_JOBID,    /* "jobid"     int   the controller's job id of a request */
 	F_NONBLOCK, /* "nonblock"  int   request: answer at once with the job id */
 	F_JOBS,     /* "jobs"      [map] job listing */
+	F_RANKS,    /* "ranks"     [int] task: the ranks of this engine's MPI
+				       job that the request targets (absent:
+				       all of them) */
+	F_PARTIAL,  /* "partial"   int   request/task: 1 allows collectives on
+				       communicators with untargeted ranks */
 	F_FIELD_MAX
 };
 
@@ -119,7 +124,7 @@ struct msg {
 	uint64_t has; /* bit (1 << field) set when the field is present */
 
 	int64_t version, id, engine, rank, size, pid, count, ntargets, nfailed;
-	int64_t chunked, last, stream, tolerance, jobid, nonblock;
+	int64_t chunked, last, stream, tolerance, jobid, nonblock, partial;
 	double heartbeat;
 	struct str text, on_timeout;
 	double timeout, elapsed, uptime;
@@ -129,6 +134,8 @@ struct msg {
 	size_t ntarget_list;
 	int64_t *parts;
 	size_t nparts;
+	int64_t *ranks;
+	size_t nranks;
 	struct msg_engine *engines;
 	size_t nengines;
 	struct msg_job *jobs;
@@ -162,6 +169,7 @@ void msg_set_strn(struct msg *m, enum msg_field f, const char *s, size_t n);
 /* Borrow a list of targets / engines for encoding. */
 void msg_set_targets(struct msg *m, int64_t *targets, size_t n);
 void msg_set_parts(struct msg *m, int64_t *parts, size_t n);
+void msg_set_ranks(struct msg *m, int64_t *ranks, size_t n);
 void msg_set_engines(struct msg *m, struct msg_engine *engines, size_t n);
 void msg_set_jobs(struct msg *m, struct msg_job *jobs, size_t n);
 

@@ -491,6 +491,7 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	struct job *j;
 	struct msg task;
 	bool scatter, chunked;
+	int64_t *ranks = NULL;
 
 	if (str_eq(m->op, "result")) {
 		jobs_result(client, m);
@@ -591,6 +592,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	task.id = (int64_t)j->id;
 	scatter = str_eq(m->op, "scatter");
 	chunked = msg_has(m, F_CHUNKED);
+	if (msg_has(m, F_TARGETS) && str_eq(m->op, "execute"))
+		ranks = xcalloc(n, sizeof(*ranks));
 	if (chunked) {
 		/* The value follows in chunk messages from this client. */
 		j->inbound_stream = true;
@@ -613,6 +616,22 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		if (chunked)
 			msg_set_int(&task, F_CHUNKED, scatter ? m->parts[i]
 							      : m->chunked);
+		task.has &= ~(1ull << F_RANKS);
+		if (ranks != NULL && e->state != ENGINE_DEAD) {
+			size_t k = 0;
+
+			/* The ranks of e's MPI job that this request runs on,
+			 * for the engine's partial-collective guard. */
+			for (size_t q = 0; q < n; q++) {
+				struct engine *o =
+					registry_get(j->targets[q].engine);
+
+				if (strcmp(o->job, e->job) == 0)
+					ranks[k++] = o->rank;
+			}
+			if ((int64_t)k < e->size)
+				msg_set_ranks(&task, ranks, k);
+		}
 		if (e->state != ENGINE_DEAD &&
 		    (!scatter || chunked || part != NULL))
 			rc = conn_send(e->peer->conn, &task,
@@ -632,6 +651,7 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		e->ntasks++;
 		e->state = ENGINE_BUSY;
 	}
+	free(ranks);
 	if (msg_has(m, F_NONBLOCK) && m->nonblock && j->client != NULL &&
 	    j->npending > 0) {
 		struct msg ack;

@@ -9,6 +9,7 @@
 #ifndef COHORT_ENGINE_H
 #define COHORT_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,9 @@ struct task {
 	void *data; /* push: the value */
 	size_t len;
 	size_t chunked; /* push: size of a value arriving in chunks */
+	int64_t *ranks; /* execute: the targeted ranks of our MPI job */
+	size_t nranks;
+	bool partial;   /* execute: --allow-partial-collectives */
 	struct task *next;
 };
 

@@ -80,6 +80,7 @@ task_free(struct task *t)
 		return;
 	free(t->code);
 	free(t->name);
+	free(t->ranks);
 	free(t->data);
 	free(t);
 }
@@ -309,6 +310,13 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 		t->op = TASK_EXECUTE;
 		t->code = str_dup(m->code);
 		t->code_len = m->code.n;
+		t->partial = msg_has(m, F_PARTIAL) && m->partial;
+		if (msg_has(m, F_RANKS)) {
+			t->ranks = xcalloc(m->nranks ? m->nranks : 1,
+					   sizeof(int64_t));
+			memcpy(t->ranks, m->ranks, m->nranks * sizeof(int64_t));
+			t->nranks = m->nranks;
+		}
 	} else if (str_eq(m->op, "push") && msg_has(m, F_NAME)) {
 		t->op = TASK_PUSH;
 		t->name = str_dup(m->name);

@@ -47,9 +47,15 @@ static const char helper_src[] =
     "                       'python%d.%d' % sys.version_info[:2])\n"
     "    if os.access(exe, os.X_OK):\n"
     "        sys.executable = exe\n"
+    /* Tracebacks show cell source through linecache; keep the last
+     * 1000 cells there, not every cell of a long session. */
+    "cells = []\n"
     "def run(src, fname, ns):\n"
     "    linecache.cache[fname] = (len(src), None, src.splitlines(True),\n"
     "                              fname)\n"
+    "    cells.append(fname)\n"
+    "    if len(cells) > 1000:\n"
+    "        linecache.cache.pop(cells.pop(0), None)\n"
     "    try:\n"
     "        tree = ast.parse(src, fname)\n"
     "        last = None\n"

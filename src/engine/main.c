@@ -13,6 +13,7 @@
 
 #include "cohort/profile.h"
 #include "engine.h"
+#include "guard.h"
 #include "log.h"
 #include "util.h"
 
@@ -20,14 +21,17 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: cohort-engine [--mpi] [--profile P] [--file CONNECTION_FILE]\n"
-		"                     [--log-level L]\n"
+		"usage: cohort-engine [--mpi] [--kernel K] [--profile P]\n"
+		"                     [--file CONNECTION_FILE] [--log-level L]\n"
 		"\n"
 		"Run one Cohort engine: connect to the controller and run the code\n"
-		"it sends in an embedded Python kernel. Launch many with\n"
+		"it sends in a kernel (embedded Python unless --kernel native).\n"
+		"Launch many with\n"
 		"  mpiexec -n 4 cohort-engine --mpi\n"
 		"\n"
 		"  --mpi            initialise MPI first; the engine id is the MPI rank\n"
+		"  --kernel K       python (default: embedded CPython) or native\n"
+		"                   (C/Fortran plugins, no interpreter: docs/native.md)\n"
 		"  --profile P      profile name or directory (default: default)\n"
 		"  --file F         connection file (default: the profile's engine.json)\n"
 		"  --log-level L    error, warn, info (default) or debug\n"
@@ -77,9 +81,21 @@ run_task(const struct kernel_ops *k, struct task *t)
 	double start = now_monotonic();
 
 	switch (t->op) {
-	case TASK_EXECUTE:
+	case TASK_EXECUTE: {
+		const char *why;
+
+		guard_begin(t->ranks, t->nranks, t->partial);
 		k->execute(t->code, t->code_len, &r);
+		why = guard_end();
+		if (why != NULL && !r.ok) {
+			/* mpi4py saw only MPI_ERR_OTHER: say what happened. */
+			free(r.ename);
+			free(r.evalue);
+			r.ename = xstrdup("PartialCollectiveError");
+			r.evalue = xstrdup(why);
+		}
 		break;
+	}
 	case TASK_PUSH:
 		k->push(t->name, t->data, t->len, &r);
 		break;
@@ -99,6 +115,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "mpi", no_argument, NULL, 'M' },
+		{ "kernel", required_argument, NULL, 'k' },
 		{ "profile", required_argument, NULL, 'p' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -121,6 +138,15 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'M':
 			use_mpi = 1;
+			break;
+		case 'k':
+			if (strcmp(optarg, "python") == 0)
+				kernel = &kernel_python;
+			else if (strcmp(optarg, "native") == 0)
+				kernel = &kernel_native;
+			else
+				fatalx("unknown --kernel '%s' (python or native)",
+				       optarg);
 			break;
 		case 'p':
 			profile = optarg;

@@ -62,6 +62,12 @@ ctl_growth=$((ctl_after - ctl_before))
 eng_growth=$((eng_after[0] - eng_before[0]))
 log "growth over $want requests: controller $(mib "$ctl_growth") MiB," \
 	"engine 0 $(mib "$eng_growth") MiB"
+# The Python kernel keeps each cell's source in linecache (for tracebacks):
+# one entry per execute, never dropped, a steady part of engine growth.
+ncells=$(cohort px --json --targets 0 'import linecache as _lc; len(_lc.cache)' |
+	json_get 'd["engines"][0]["result"]' 2>&1)
+log "engine 0: $ncells linecache entries after $((want + 2000)) executes" \
+	"($(awk -v g="$eng_growth" -v n="$want" 'BEGIN { printf "%.0f", g * 1024 / n }') bytes of growth per request)"
 check "controller grew by less than $(mib $CTL_MAX_KIB) MiB ($(mib "$ctl_growth") MiB)" \
 	test "$ctl_growth" -lt "$CTL_MAX_KIB"
 check "engine 0 grew by less than $(mib $ENG_MAX_KIB) MiB ($(mib "$eng_growth") MiB)" \

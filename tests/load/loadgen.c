@@ -224,15 +224,21 @@ struct call {
 static void
 note(struct call *k, const char *fmt, ...)
 {
+	char line[1024];
+	size_t n;
 	va_list ap;
 
 	if (k->noted++ >= 3)
 		return;
-	fprintf(stderr, "cohort-loadgen: client %ld: ", k->client);
+	/* One write per line, so that the clients' lines do not mix. */
+	n = (size_t)snprintf(line, sizeof(line), "cohort-loadgen: client %ld: ",
+			     k->client);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	n = strlen(line);
+	line[n++] = '\n';
+	(void)write_all(STDERR_FILENO, line, n);
 }
 
 static void
