@@ -209,6 +209,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	char reason[600], tls[512];
+	int sockerr = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
 		set_nodelay(bev);
@@ -228,7 +229,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	tls_error_text(bev, tls, sizeof(tls));
-	if (tls[0] != '\0')
+	if (!c->ready && (sockerr == ECONNREFUSED || sockerr == ETIMEDOUT ||
+			  sockerr == EHOSTUNREACH || sockerr == ENETUNREACH))
+		/* The TCP connect itself failed: say so, not "TLS". */
+		snprintf(reason, sizeof(reason), "%s", strerror(sockerr));
+	else if (tls[0] != '\0')
 		snprintf(reason, sizeof(reason), "TLS error%s: %s",
 			 c->ready ? "" : " during handshake", tls);
 	else if (what & BEV_EVENT_EOF)

@@ -61,6 +61,8 @@ int io_start(const struct cohort_conninfo *ci,
 struct task *io_next_task(void);
 /* Hand a finished task's reply to the I/O thread (which frees both). */
 void io_post_reply(struct task *t, struct kernel_reply *r, double elapsed);
+/* True once the connection to the controller is gone. */
+bool io_controller_lost(void);
 /* Stop the I/O thread and close the connection. */
 void io_stop(void);
 

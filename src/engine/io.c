@@ -630,6 +630,13 @@ io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
 	event_active(io.reply_ev, EV_TIMEOUT, 1);
 }
 
+/* True once the controller is gone (not a clean stop). */
+bool
+io_controller_lost(void)
+{
+	return io.conn == NULL;
+}
+
 /* Stop the I/O thread and free its state. */
 void
 io_stop(void)

@@ -131,6 +131,7 @@ main(int argc, char **argv)
 	int use_mpi = 0, out_rd, err_rd, log_fd, ch;
 	enum log_level level;
 	struct task *t;
+	bool lost;
 	int64_t id;
 
 	log_init("cohort-engine", STDERR_FILENO);
@@ -214,8 +215,14 @@ main(int argc, char **argv)
 	while ((t = io_next_task()) != NULL)
 		run_task(kernel, t);
 
+	lost = io_controller_lost();
 	io_stop();
 	kernel->finalize();
+	/* MPI_Finalize waits for every rank; after losing the controller
+	 * (alone, say, declared dead after a stop), others may never come:
+	 * give them a few seconds, then let SIGALRM end the process. */
+	if (use_mpi && lost)
+		alarm(5);
 	if (use_mpi)
 		MPI_Finalize();
 	log_info("stopped");

@@ -53,7 +53,7 @@ while IFS='|' read -r kind reason; do
 		"client 127\.0\.0\.1:[0-9]+ gone: protocol error: $reason"
 	expect_serving "after $kind"
 done <<'EOF'
-garbage|header is not valid msgpack \(bytes: "
+garbage|header is not valid msgpack .*\(bytes: "
 oversize|frame payload of 1099511627776 bytes exceeds the limit of 67108864
 oversize-header|frame header of 1073741824 bytes exceeds the limit of 16777216
 empty-header|frame with an empty header
