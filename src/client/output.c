@@ -91,7 +91,8 @@ cmp_reply(const void *a, const void *b)
 void
 px_replies_sort(struct px_reply *r, size_t n)
 {
-	qsort(r, n, sizeof(*r), cmp_reply);
+	if (n > 1)
+		qsort(r, n, sizeof(*r), cmp_reply);
 }
 
 /* Print each line of text with a prefix. */

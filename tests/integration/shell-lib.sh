@@ -19,6 +19,8 @@
 command -v tmux >/dev/null || { echo "1..0 # SKIP tmux not installed"; exit 0; }
 
 TMUX_SOCKET="cohort-$TEST_NAME-$$"
+# The socket lives in the scratch directory, removed with it.
+export TMUX_TMPDIR="$T"
 # A prompt line: "[all] cohort> ", "[1,3] px> " (a cell's lines are "... ").
 PROMPT_RE='^\[[^]]+\] (cohort|px)>( |$)'
 # A prompt with nothing typed after it (capture-pane drops the space).

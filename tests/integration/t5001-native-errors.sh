@@ -159,8 +159,9 @@ expect_eq "del" "$(errors 'del v, i; i')" "4 x NameError: name 'i' is not define
 # ---- interrupt: a plugin that polls cohort_call_interrupted() stops ----
 t0=$(date +%s)
 (sleep 1; cohort interrupt --targets 2 >/dev/null) &
+ipid=$!
 out=$(cohort px --targets 2 'spin(30)' 2>&1)
-wait
+wait "$ipid"
 expect_match "interrupt stops a polling plugin" "$out" '^\[2\] KeyboardInterrupt: spin\(\) interrupted$'
 check "...within a few seconds" test $(( $(date +%s) - t0 )) -lt 10
 expect_match "the engine goes on" "$(cohort px --targets 2 'spin(0)')" '^\[2\] Out\[[0-9]+\]: True$'
