@@ -129,22 +129,54 @@ colour(const char *code)
 #define C_GREEN colour("\033[32m")
 #define C_OFF colour("\033[0m")
 
+/* Copy text with "<cell-N>" made "<cell>": engines whose execution counts
+ * differ still raise the same error from the same code. */
+static char *
+without_cell_numbers(const char *text)
+{
+	char *out = xstrdup(text), *w = out;
+
+	for (const char *p = text; *p != '\0';) {
+		if (strncmp(p, "<cell-", 6) == 0) {
+			const char *q = p + 6;
+
+			while (*q >= '0' && *q <= '9')
+				q++;
+			if (*q == '>' && q > p + 6) {
+				memcpy(w, "<cell>", 6);
+				w += 6;
+				p = q + 1;
+				continue;
+			}
+		}
+		*w++ = *p++;
+	}
+	*w = '\0';
+	return out;
+}
+
 /* What a reply shows, as one comparable string: replies with equal keys
- * are printed once with their engine set. */
+ * are printed once with their engine set. Execution counts are left out
+ * (they drift apart once requests target different engines). */
 static char *
 reply_key(const struct px_reply *r, bool with_output)
 {
-	return xasprintf("%s\x1f%s\x1f%s\x1f%lld\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
-			 r->status, with_output ? r->out : "",
-			 with_output ? r->err : "", (long long)r->count,
-			 r->result ? r->result : "\x1e", r->ename ? r->ename : "",
-			 r->evalue ? r->evalue : "",
-			 r->traceback ? r->traceback : "",
-			 r->result ? "" : "-");
+	char *tb = without_cell_numbers(r->traceback ? r->traceback : "");
+	char *key = xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
+			      r->status, with_output ? r->out : "",
+			      with_output ? r->err : "",
+			      r->result ? r->result : "\x1e",
+			      r->ename ? r->ename : "",
+			      r->evalue ? r->evalue : "", tb,
+			      r->result ? "" : "-");
+
+	free(tb);
+	return key;
 }
 
 static void
-print_one(const struct px_reply *r, const char *who, bool with_output)
+print_one(const struct px_reply *r, const char *who, bool with_output,
+	  bool same_count)
 {
 	char prefix[320];
 
@@ -156,9 +188,11 @@ print_one(const struct px_reply *r, const char *who, bool with_output)
 			 who, C_OFF);
 		print_lines(prefix, r->err);
 	}
-	if (r->result != NULL)
+	if (r->result != NULL && same_count)
 		printf("%s[%s] Out[%lld]:%s %s\n", C_GREEN, who,
 		       (long long)r->count, C_OFF, r->result);
+	else if (r->result != NULL)
+		printf("%s[%s] Out:%s %s\n", C_GREEN, who, C_OFF, r->result);
 	if (strcmp(r->status, "ok") == 0)
 		return;
 	if (strcmp(r->status, "error") == 0) {
@@ -187,6 +221,7 @@ output_px_text(const struct px_reply *r, size_t n, bool with_output,
 	for (size_t i = 0; i < n; i++)
 		keys[i] = reply_key(&r[i], with_output);
 	for (size_t i = 0; i < n; i++) {
+		bool same_count = true;
 		size_t k = 0;
 
 		if (done[i])
@@ -197,9 +232,10 @@ output_px_text(const struct px_reply *r, size_t n, bool with_output,
 				continue;
 			done[j] = true;
 			ids[k++] = r[j].engine;
+			same_count = same_count && r[j].count == r[i].count;
 		}
 		targets_format(ids, k, who, sizeof(who));
-		print_one(&r[i], who, with_output);
+		print_one(&r[i], who, with_output, same_count);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
