@@ -176,6 +176,14 @@ def bad_input(kind):
         return frame({"t": "bogus"})
     if kind == "wrong-type":
         return frame({"t": "request", "id": "x", "op": "execute"})
+    if kind == "deep":
+        # {"t": "ping", "x": [[[...]]]} nested 200 deep (fixarray of 1).
+        h = b"\x82\xa1t\xa4ping\xa1x" + b"\x91" * 200 + b"\x00"
+        return PREFIX.pack(len(h), 0) + h
+    if kind == "huge-claim":
+        # A header declaring a 4-billion-element array in 8 bytes.
+        h = b"\x81\xa1t\xdd\xff\xff\xff\xff"
+        return PREFIX.pack(len(h), 0) + h
     if kind == "none":
         return b""
     raise ValueError(kind)
@@ -359,7 +367,7 @@ def main():
     p.add_argument("--then", default="none",
                    choices=["garbage", "oversize", "oversize-header",
                             "empty-header", "truncated", "unknown-type",
-                            "wrong-type", "none"])
+                            "wrong-type", "deep", "huge-claim", "none"])
     p.add_argument("--wait", type=float, default=5.0,
                    help="seconds to wait for a reply or a close")
     p.add_argument("--probe", type=float, default=0.3,

@@ -59,6 +59,8 @@ oversize-header|frame header of 1073741824 bytes exceeds the limit of 16777216
 empty-header|frame with an empty header
 unknown-type|unknown message type 'bogus'
 wrong-type|field 'id' must be an integer
+deep|header is not valid msgpack \(value nested too deeply
+huge-claim|header is not valid msgpack \(.*\)
 EOF
 
 # Before the hello, right after the handshake: closed too.
