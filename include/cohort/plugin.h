@@ -25,17 +25,26 @@
  *     Python does ("argument 1").
  *   - Argument memory (array data, strings, shapes) belongs to the engine
  *     and is valid only until the function returns; it is read-only.
- *   - A function returns 0 on success or -1 after cohort_call_error(); the
- *     cohort_call_error() helpers return -1 so `return cohort_call_error(...)`
- *     is one line. Returning -1 without an error message gives a generic one.
+ *   - A function returns 0 on success, nonzero on failure: the return
+ *     value decides (an error set by a failed accessor is dropped if the
+ *     function then returns 0). cohort_call_error() sets the message and
+ *     returns -1, so `return cohort_call_error(call, ...)` is one line; a
+ *     failure without a message gets a generic one. Accessors set a
+ *     standard TypeError themselves when an argument is of the wrong kind.
  *   - The result is nil (nothing shown) unless the function calls one
  *     cohort_call_return_*() helper; a later call replaces an earlier one.
  *   - stdout and stderr are captured by the engine at the file-descriptor
  *     level: printf and fprintf(stderr, ...) just work. The engine flushes
  *     C stdio after each request; Fortran units must be flushed by the
  *     plugin (flush(output_unit)).
+ *   - MPI: cohort_call_comm() is the engine's communicator (MPI_COMM_WORLD
+ *     under --mpi). This header includes <mpi.h> for it unless
+ *     COHORT_PLUGIN_NO_MPI is defined first. Build the plugin against the
+ *     same MPI library as the engine.
  *   - A crash (a segfault) takes the engine down with it; the controller
  *     then reports that engine dead.
+ *
+ * docs/native.md describes the px statements, loading and errors.
  */
 #ifndef COHORT_PLUGIN_H
 #define COHORT_PLUGIN_H
@@ -164,8 +173,8 @@ cohort_call_kind(const struct cohort_call *call, int i)
 
 /* 0 if argument i is of kind (an int also passes for COHORT_KIND_FLOAT);
  * otherwise sets the error "TypeError: NAME() argument I+1 must be an
- * array, not str" (or "NAME() takes N arguments" when there is no
- * argument i) and returns -1. */
+ * array, not str" (or "NAME() takes at least I+1 arguments (N given)"
+ * when there is no argument i) and returns -1. */
 static inline int
 cohort_call_expect(struct cohort_call *call, int i, enum cohort_kind kind)
 {
