@@ -47,8 +47,8 @@ describe(struct cohort_call *call)
 			for (d = 0; d < a.ndim; d++)
 				printf("%s%zu", d ? ", " : "", a.shape[d]);
 			printf("%s) count %zu itemsize %zu aligned %d",
-			       a.ndim == 1 ? "," : "", a.count,
-			       a.itemsize, (int)((uintptr_t)a.data % 64 == 0));
+			       a.ndim == 1 ? "," : "", a.count, a.itemsize,
+			       (int)((uintptr_t)a.data % 64 == 0));
 			break;
 		case COHORT_KIND_INT:
 			if (cohort_call_int(call, i, &i64) == 0)
@@ -87,12 +87,13 @@ arange(struct cohort_call *call)
 	if (cohort_call_int(call, 0, &n) < 0)
 		return -1;
 	if (n < 0)
-		return cohort_call_error(call, "ValueError: arange() needs "
-					       "n >= 0, not %lld",
-					 (long long)n);
+		return cohort_call_error(call,
+		                         "ValueError: arange() needs "
+		                         "n >= 0, not %lld",
+		                         (long long)n);
 	shape[0] = (size_t)n;
 	if (!(x = cohort_call_return_array(call, COHORT_DTYPE_FLOAT64, 1,
-					   shape)))
+	                                   shape)))
 		return -1;
 	for (int64_t i = 0; i < n; i++)
 		x[i] = (double)i;
@@ -199,10 +200,10 @@ spin(struct cohort_call *call)
 	for (;;) {
 		if (cohort_call_interrupted(call))
 			return cohort_call_error(call, "KeyboardInterrupt: "
-						       "spin() interrupted");
+			                               "spin() interrupted");
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((double)(t.tv_sec - t0.tv_sec) +
-			(double)(t.tv_nsec - t0.tv_nsec) / 1e9 >=
+		        (double)(t.tv_nsec - t0.tv_nsec) / 1e9 >=
 		    secs)
 			return cohort_call_return_bool(call, 1);
 		nanosleep(&nap, NULL);
@@ -213,9 +214,10 @@ spin(struct cohort_call *call)
 COHORT_PLUGIN_EXPORT int
 fail(struct cohort_call *call)
 {
-	return cohort_call_error(call, "ValueError: fail() always fails (%d "
-				       "arguments)",
-				 call->argc);
+	return cohort_call_error(call,
+	                         "ValueError: fail() always fails (%d "
+	                         "arguments)",
+	                         call->argc);
 }
 
 /* quiet_fail(): an error without a message. */

@@ -32,31 +32,33 @@ psum(struct cohort_call *call)
 	 * would leave the others waiting in MPI_Allreduce. */
 	if (call->argc != 1)
 		return cohort_call_error(call,
-					 "TypeError: psum() takes 1 argument "
-					 "(%d given)",
-					 call->argc);
+		                         "TypeError: psum() takes 1 argument "
+		                         "(%d given)",
+		                         call->argc);
 	if (cohort_call_expect(call, 0, COHORT_KIND_ARRAY) < 0 ||
 	    cohort_call_expect_dtype(call, 0, COHORT_DTYPE_FLOAT64) < 0 ||
 	    cohort_call_array(call, 0, &a) < 0)
 		return -1;
 	if (comm == MPI_COMM_NULL)
-		return cohort_call_error(call, "RuntimeError: psum() needs MPI: "
-					       "start the engines with --mpi");
+		return cohort_call_error(call,
+		                         "RuntimeError: psum() needs MPI: "
+		                         "start the engines with --mpi");
 	x = a.data;
 	for (i = 0; i < a.count; i++)
 		local += x[i];
 	rc = MPI_Allreduce(&local, &total, 1, MPI_DOUBLE, MPI_SUM, comm);
 	if (rc != MPI_SUCCESS)
-		return cohort_call_error(call, "RuntimeError: MPI_Allreduce "
-					       "failed (error %d)",
-					 rc);
+		return cohort_call_error(call,
+		                         "RuntimeError: MPI_Allreduce "
+		                         "failed (error %d)",
+		                         rc);
 	return cohort_call_return_float(call, total);
 }
 
 #ifdef PSUM_FORTRAN
 /* psum_f.f90: the same sum in Fortran, called with a Fortran MPI handle. */
 void psum_fortran(const double *a, int64_t n, int comm, double *total,
-		  int *ierr);
+                  int *ierr);
 
 /* psum_f(a): psum, with the arithmetic and the MPI call in Fortran. */
 COHORT_PLUGIN_EXPORT int
@@ -69,22 +71,23 @@ psum_f(struct cohort_call *call)
 
 	if (call->argc != 1)
 		return cohort_call_error(call,
-					 "TypeError: psum_f() takes 1 "
-					 "argument (%d given)",
-					 call->argc);
+		                         "TypeError: psum_f() takes 1 "
+		                         "argument (%d given)",
+		                         call->argc);
 	if (cohort_call_expect(call, 0, COHORT_KIND_ARRAY) < 0 ||
 	    cohort_call_expect_dtype(call, 0, COHORT_DTYPE_FLOAT64) < 0 ||
 	    cohort_call_array(call, 0, &a) < 0)
 		return -1;
 	if (comm < 0)
 		return cohort_call_error(call, "RuntimeError: psum_f() needs "
-					       "MPI: start the engines with "
-					       "--mpi");
+		                               "MPI: start the engines with "
+		                               "--mpi");
 	psum_fortran(a.data, (int64_t)a.count, (int)comm, &total, &ierr);
 	if (ierr != 0)
-		return cohort_call_error(call, "RuntimeError: MPI_Allreduce "
-					       "failed (error %d)",
-					 ierr);
+		return cohort_call_error(call,
+		                         "RuntimeError: MPI_Allreduce "
+		                         "failed (error %d)",
+		                         ierr);
 	return cohort_call_return_float(call, total);
 }
 #endif

@@ -71,9 +71,9 @@ extern "C" {
 #endif
 
 /* Put once in one source file of a plugin: exports the ABI version. */
-#define COHORT_PLUGIN_DECLARE()                                               \
-	COHORT_PLUGIN_EXPORT extern const int cohort_plugin_abi_version;      \
-	COHORT_PLUGIN_EXPORT const int cohort_plugin_abi_version =            \
+#define COHORT_PLUGIN_DECLARE()                                                \
+	COHORT_PLUGIN_EXPORT extern const int cohort_plugin_abi_version;       \
+	COHORT_PLUGIN_EXPORT const int cohort_plugin_abi_version =             \
 	    COHORT_PLUGIN_ABI_VERSION
 
 /* What an argument is. Ints are 64-bit signed (an unsigned value above
@@ -128,27 +128,25 @@ struct cohort_call_ops {
 	size_t size; /* sizeof(struct cohort_call_ops) of the engine */
 	int (*kind)(const struct cohort_call *call, int i);
 	int (*get_array)(struct cohort_call *call, int i,
-			 struct cohort_array *out);
+	                 struct cohort_array *out);
 	int (*get_int)(struct cohort_call *call, int i, int64_t *out);
 	int (*get_float)(struct cohort_call *call, int i, double *out);
 	int (*get_bool)(struct cohort_call *call, int i, int *out);
-	const char *(*get_string)(struct cohort_call *call, int i,
-				  size_t *len);
-	const void *(*get_value)(struct cohort_call *call, int i,
-				 size_t *len);
+	const char *(*get_string)(struct cohort_call *call, int i, size_t *len);
+	const void *(*get_value)(struct cohort_call *call, int i, size_t *len);
 	int (*expect)(struct cohort_call *call, int i, enum cohort_kind kind);
 	int (*expect_dtype)(struct cohort_call *call, int i,
-			    enum cohort_dtype dtype);
+	                    enum cohort_dtype dtype);
 	int (*verror)(struct cohort_call *call, const char *fmt, va_list ap);
 	int (*return_int)(struct cohort_call *call, int64_t v);
 	int (*return_float)(struct cohort_call *call, double v);
 	int (*return_bool)(struct cohort_call *call, int v);
 	int (*return_string)(struct cohort_call *call, const char *s,
-			     size_t len);
+	                     size_t len);
 	void *(*return_array)(struct cohort_call *call, enum cohort_dtype dtype,
-			      int ndim, const size_t *shape);
+	                      int ndim, const size_t *shape);
 	int (*return_value)(struct cohort_call *call, const void *data,
-			    size_t len);
+	                    size_t len);
 	int (*interrupted)(const struct cohort_call *call);
 	long (*comm_f)(const struct cohort_call *call);
 	const char *(*kind_name)(enum cohort_kind kind);
@@ -157,11 +155,11 @@ struct cohort_call_ops {
 
 /* The context of one call: valid only while the function runs. */
 struct cohort_call {
-	int abi_version;     /* the engine's COHORT_PLUGIN_ABI_VERSION */
-	int argc;            /* number of arguments */
-	const char *name;    /* the function's name, for messages */
+	int abi_version;  /* the engine's COHORT_PLUGIN_ABI_VERSION */
+	int argc;         /* number of arguments */
+	const char *name; /* the function's name, for messages */
 	const struct cohort_call_ops *ops;
-	void *engine;        /* the engine's; do not touch */
+	void *engine; /* the engine's; do not touch */
 };
 
 /* The kind of argument i (COHORT_KIND_*); -1 if there is no argument i. */
@@ -185,7 +183,7 @@ cohort_call_expect(struct cohort_call *call, int i, enum cohort_kind kind)
  * "TypeError: psum() argument 1 must be a float64 array, not int32". */
 static inline int
 cohort_call_expect_dtype(struct cohort_call *call, int i,
-			 enum cohort_dtype dtype)
+                         enum cohort_dtype dtype)
 {
 	return call->ops->expect_dtype(call, i, dtype);
 }
@@ -238,7 +236,7 @@ cohort_call_value(struct cohort_call *call, int i, size_t *len)
 /* Fail the call with a message; returns -1. A message that starts with
  * "SomethingError: " gives that error name, others are "PluginError". */
 static inline int COHORT_PLUGIN_PRINTF(2, 3)
-cohort_call_error(struct cohort_call *call, const char *fmt, ...)
+    cohort_call_error(struct cohort_call *call, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -270,8 +268,7 @@ cohort_call_return_bool(struct cohort_call *call, int v)
 
 /* s is copied; len (size_t)-1 means strlen(s). */
 static inline int
-cohort_call_return_string(struct cohort_call *call, const char *s,
-			  size_t len)
+cohort_call_return_string(struct cohort_call *call, const char *s, size_t len)
 {
 	return call->ops->return_string(call, s, len);
 }
@@ -282,15 +279,14 @@ cohort_call_return_string(struct cohort_call *call, const char *s,
  * the shape is invalid or too large. The engine owns the memory. */
 static inline void *
 cohort_call_return_array(struct cohort_call *call, enum cohort_dtype dtype,
-			 int ndim, const size_t *shape)
+                         int ndim, const size_t *shape)
 {
 	return call->ops->return_array(call, dtype, ndim, shape);
 }
 
 /* Return an encoded msgpack value (copied, and checked like a push). */
 static inline int
-cohort_call_return_value(struct cohort_call *call, const void *data,
-			 size_t len)
+cohort_call_return_value(struct cohort_call *call, const void *data, size_t len)
 {
 	return call->ops->return_value(call, data, len);
 }

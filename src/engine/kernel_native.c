@@ -41,8 +41,8 @@
 #include "util.h"
 #include "value.h"
 
-#define ALIGN 64              /* array data alignment in stored values */
-#define SHOW_MAX_CHARS 10000  /* longest text a shown value renders to */
+#define ALIGN 64             /* array data alignment in stored values */
+#define SHOW_MAX_CHARS 10000 /* longest text a shown value renders to */
 #define VERSION_SYMBOL "cohort_plugin_abi_version"
 /* An ELF symbol's type (STT_FUNC, ...): the same macro in ELF32 and ELF64. */
 #define SYM_TYPE(info) ELF64_ST_TYPE(info)
@@ -174,8 +174,18 @@ rd_uint(struct rd *rd, unsigned n, uint64_t *v)
 	return 0;
 }
 
-enum item_type { I_NIL, I_BOOL, I_INT, I_UINT, I_FLOAT, I_STR, I_BIN,
-		 I_ARRAY, I_MAP, I_EXT };
+enum item_type {
+	I_NIL,
+	I_BOOL,
+	I_INT,
+	I_UINT,
+	I_FLOAT,
+	I_STR,
+	I_BIN,
+	I_ARRAY,
+	I_MAP,
+	I_EXT
+};
 
 struct item {
 	enum item_type t;
@@ -296,9 +306,9 @@ rd_item(struct rd *rd, struct item *it)
 	case 0xdc ... 0xdd:
 	case 0xde ... 0xdf:
 		it->t = t <= 0xdd ? I_ARRAY : I_MAP;
-		return rd_uint(rd, t <= 0xdd ? 2u << (t - 0xdc)
-					    : 2u << (t - 0xde),
-			       &it->n);
+		return rd_uint(rd,
+		               t <= 0xdd ? 2u << (t - 0xdc) : 2u << (t - 0xde),
+		               &it->n);
 	}
 	return -1;
 }
@@ -306,7 +316,7 @@ rd_item(struct rd *rd, struct item *it)
 /* Decode an ndarray extension body: [dtype, shape] then the data. */
 static int
 decode_ndarray(const unsigned char *base, const struct item *ext,
-	       struct nval *v)
+               struct nval *v)
 {
 	struct rd rd = {ext->p, ext->p + ext->n};
 	struct item it;
@@ -429,8 +439,8 @@ nval_from_bytes(const void *data, size_t len, struct nval *v)
 	memset(v, 0, sizeof(*v));
 	if (decode_top(data, len, v) < 0)
 		goto error;
-	v->data = place(len, v->kind == COHORT_KIND_ARRAY ? v->off : 0, 0,
-			&v->mem);
+	v->data =
+	    place(len, v->kind == COHORT_KIND_ARRAY ? v->off : 0, 0, &v->mem);
 	if (!v->data)
 		goto error;
 	if (len)
@@ -599,8 +609,7 @@ ns_del(const char *name)
 
 	if (!ns_cap)
 		return -1;
-	for (pp = &ns_tab[ns_hash(name) % ns_cap]; (e = *pp);
-	     pp = &e->next)
+	for (pp = &ns_tab[ns_hash(name) % ns_cap]; (e = *pp); pp = &e->next)
 		if (strcmp(e->name, name) == 0) {
 			*pp = e->next;
 			nval_free(&e->v);
@@ -671,7 +680,7 @@ base_name(const char *path)
 /* The ELF symbol of the object that defines addr, and that object's link
  * map; 0 if addr is not in a loaded object. */
 static int
-symbol_of(void *addr, const ElfW(Sym) **sym, struct link_map **map)
+symbol_of(void *addr, const ElfW(Sym) * *sym, struct link_map **map)
 {
 	Dl_info info;
 	void *extra = NULL;
@@ -691,8 +700,7 @@ symbol_of(void *addr, const ElfW(Sym) **sym, struct link_map **map)
  * dlsym() on a handle also searches those, and a px call to "free" must
  * not reach libc. */
 static void *
-plugin_symbol(const struct plugin *p, const char *name,
-	      const ElfW(Sym) **sym)
+plugin_symbol(const struct plugin *p, const char *name, const ElfW(Sym) * *sym)
 {
 	struct link_map *map;
 	void *addr;
@@ -708,14 +716,14 @@ plugin_symbol(const struct plugin *p, const char *name,
 static int
 plugin_version(const struct plugin *p)
 {
-	const ElfW(Sym) *sym;
+	const ElfW(Sym) * sym;
 	void *addr = plugin_symbol(p, VERSION_SYMBOL, &sym);
 	int v;
 
 	if (!addr)
 		return -1;
 	if (sym && (SYM_TYPE(sym->st_info) == STT_FUNC ||
-		    SYM_TYPE(sym->st_info) == STT_GNU_IFUNC))
+	            SYM_TYPE(sym->st_info) == STT_GNU_IFUNC))
 		return ((int (*)(void))addr)();
 	if (sym && SYM_TYPE(sym->st_info) == STT_OBJECT &&
 	    sym->st_size >= sizeof(int)) {
@@ -738,7 +746,7 @@ do_load(const char *path, struct kernel_reply *r)
 	if (!p.handle) {
 		why = dlerror();
 		reply_error(r, "ImportError", "cannot load %s: %s", path,
-			    why ? why : "unknown error");
+		            why ? why : "unknown error");
 		return -1;
 	}
 	for (i = 0; i < nplugins; i++)
@@ -749,7 +757,7 @@ do_load(const char *path, struct kernel_reply *r)
 	if (dlinfo(p.handle, RTLD_DI_LINKMAP, &p.map) < 0) {
 		why = dlerror();
 		reply_error(r, "ImportError", "cannot load %s: %s", path,
-			    why ? why : "no link map");
+		            why ? why : "no link map");
 		dlclose(p.handle);
 		return -1;
 	}
@@ -757,18 +765,18 @@ do_load(const char *path, struct kernel_reply *r)
 	if (v != COHORT_PLUGIN_ABI_VERSION) {
 		if (v < 0)
 			reply_error(r, "ImportError",
-				    "plugin %s does not say which Cohort "
-				    "plugin ABI it was built for (no %s), "
-				    "this engine speaks %d: rebuild it "
-				    "against include/cohort/plugin.h",
-				    path, VERSION_SYMBOL,
-				    COHORT_PLUGIN_ABI_VERSION);
+			            "plugin %s does not say which Cohort "
+			            "plugin ABI it was built for (no %s), "
+			            "this engine speaks %d: rebuild it "
+			            "against include/cohort/plugin.h",
+			            path, VERSION_SYMBOL,
+			            COHORT_PLUGIN_ABI_VERSION);
 		else
 			reply_error(r, "ImportError",
-				    "plugin %s was built for Cohort plugin "
-				    "ABI %d, this engine speaks %d: rebuild "
-				    "it against include/cohort/plugin.h",
-				    path, v, COHORT_PLUGIN_ABI_VERSION);
+			            "plugin %s was built for Cohort plugin "
+			            "ABI %d, this engine speaks %d: rebuild "
+			            "it against include/cohort/plugin.h",
+			            path, v, COHORT_PLUGIN_ABI_VERSION);
 		dlclose(p.handle);
 		return -1;
 	}
@@ -785,14 +793,14 @@ typedef int (*plugin_fn)(struct cohort_call *);
 static plugin_fn
 find_function(const char *name, struct kernel_reply *r)
 {
-	const ElfW(Sym) *sym;
+	const ElfW(Sym) * sym;
 	char *list = NULL, *s;
 	void *addr;
 	int i, t;
 
 	if (strcmp(name, VERSION_SYMBOL) == 0) {
 		reply_error(r, "TypeError", "'%s' is not a plugin function",
-			    name);
+		            name);
 		return NULL;
 	}
 	for (i = nplugins - 1; i >= 0; i--) {
@@ -802,28 +810,28 @@ find_function(const char *name, struct kernel_reply *r)
 		t = sym ? SYM_TYPE(sym->st_info) : STT_FUNC;
 		if (t != STT_FUNC && t != STT_GNU_IFUNC) {
 			reply_error(r, "TypeError",
-				    "'%s' in %s is not a function", name,
-				    base_name(plugins[i].path));
+			            "'%s' in %s is not a function", name,
+			            base_name(plugins[i].path));
 			return NULL;
 		}
 		return (plugin_fn)addr;
 	}
 	if (nplugins == 0) {
 		reply_error(r, "NameError",
-			    "no function '%s': no plugins are loaded (use "
-			    "'load PATH')",
-			    name);
+		            "no function '%s': no plugins are loaded (use "
+		            "'load PATH')",
+		            name);
 		return NULL;
 	}
 	for (i = 0; i < nplugins; i++) {
 		s = xasprintf("%s%s%s", list ? list : "", list ? ", " : "",
-			      base_name(plugins[i].path));
+		              base_name(plugins[i].path));
 		free(list);
 		list = s;
 	}
 	reply_error(r, "NameError",
-		    "no function '%s' in the loaded plugins (loaded: %s)", name,
-		    list);
+	            "no function '%s' in the loaded plugins (loaded: %s)", name,
+	            list);
 	free(list);
 	return NULL;
 }
@@ -889,16 +897,16 @@ static int
 missing(struct cohort_call *call, int i)
 {
 	return call_fail(call, "TypeError",
-			 "%s() takes at least %d argument%s (%d given)",
-			 call->name, i + 1, i ? "s" : "", call->argc);
+	                 "%s() takes at least %d argument%s (%d given)",
+	                 call->name, i + 1, i ? "s" : "", call->argc);
 }
 
 static int
 wrong_kind(struct cohort_call *call, int i, const char *want)
 {
 	return call_fail(call, "TypeError",
-			 "%s() argument %d must be %s, not %s", call->name,
-			 i + 1, want, arg_value(call, i)->type);
+	                 "%s() argument %d must be %s, not %s", call->name,
+	                 i + 1, want, arg_value(call, i)->type);
 }
 
 static int
@@ -908,9 +916,9 @@ op_expect(struct cohort_call *call, int i, enum cohort_kind kind)
 
 	if (!v)
 		return i < 0 ? call_fail(call, "TypeError",
-					 "%s(): no argument %d", call->name,
-					 i + 1)
-			     : missing(call, i);
+		                         "%s(): no argument %d", call->name,
+		                         i + 1)
+		             : missing(call, i);
 	if (v->kind == kind ||
 	    (kind == COHORT_KIND_FLOAT && v->kind == COHORT_KIND_INT))
 		return 0;
@@ -930,9 +938,8 @@ op_expect_dtype(struct cohort_call *call, int i, enum cohort_dtype dtype)
 		return wrong_kind(call, i, want);
 	if (v->dtype != dtype)
 		return call_fail(call, "TypeError",
-				 "%s() argument %d must be %s, not %s",
-				 call->name, i + 1, want,
-				 dtype_name(v->dtype));
+		                 "%s() argument %d must be %s, not %s",
+		                 call->name, i + 1, want, dtype_name(v->dtype));
 	return 0;
 }
 
@@ -961,8 +968,8 @@ op_get_int(struct cohort_call *call, int i, int64_t *out)
 		return -1;
 	if (v->big)
 		return call_fail(call, "OverflowError",
-				 "%s() argument %d does not fit in an int64",
-				 call->name, i + 1);
+		                 "%s() argument %d does not fit in an int64",
+		                 call->name, i + 1);
 	*out = v->i;
 	return 0;
 }
@@ -1005,7 +1012,7 @@ op_get_string(struct cohort_call *call, int i, size_t *len)
 		a->cstr = malloc(v->n + 1);
 		if (!a->cstr) {
 			call_fail(call, "MemoryError",
-				  "no memory for a string of %zu bytes", v->n);
+			          "no memory for a string of %zu bytes", v->n);
 			return NULL;
 		}
 		memcpy(a->cstr, v->data + v->off, v->n);
@@ -1036,14 +1043,13 @@ static int
 error_name(const char *s, size_t n)
 {
 	static const char *const ends[] = {"Error", "Exception", "Interrupt",
-					   "Warning"};
+	                                   "Warning"};
 	size_t i, k;
 
 	if (n == 0 || n > 64 || !isupper((unsigned char)s[0]))
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
-		    s[i] != '.')
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.')
 			return 0;
 	for (i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
 		k = strlen(ends[i]);
@@ -1054,7 +1060,7 @@ error_name(const char *s, size_t n)
 }
 
 /* "TypeError: text" names its error; other messages are PluginError. */
-static int
+static int __attribute__((format(printf, 2, 0)))
 op_verror(struct cohort_call *call, const char *fmt, va_list ap)
 {
 	struct call_state *cs = state_of(call);
@@ -1086,7 +1092,7 @@ set_result(struct cohort_call *call, struct nval *v, int rc)
 
 	if (rc < 0)
 		return call_fail(call, "MemoryError",
-				 "%s(): no memory for the result", call->name);
+		                 "%s(): no memory for the result", call->name);
 	nval_free(&cs->result);
 	cs->result = *v;
 	cs->has_result = 1;
@@ -1124,20 +1130,20 @@ op_return_string(struct cohort_call *call, const char *s, size_t len)
 
 	if (!s)
 		return call_fail(call, "ValueError",
-				 "%s() returned a NULL string", call->name);
+		                 "%s() returned a NULL string", call->name);
 	if (len == (size_t)-1)
 		len = strlen(s);
 	if (len > UINT32_MAX)
 		return call_fail(call, "ValueError",
-				 "%s() returned a string of %zu bytes, more "
-				 "than msgpack holds",
-				 call->name, len);
+		                 "%s() returned a string of %zu bytes, more "
+		                 "than msgpack holds",
+		                 call->name, len);
 	return set_result(call, &v, nval_str(s, len, &v));
 }
 
 static void *
 op_return_array(struct cohort_call *call, enum cohort_dtype dtype, int ndim,
-		const size_t *shape)
+                const size_t *shape)
 {
 	msgpack_sbuffer hs, es;
 	msgpack_packer hp, ep;
@@ -1146,22 +1152,25 @@ op_return_array(struct cohort_call *call, enum cohort_dtype dtype, int ndim,
 	int i;
 
 	if (!dtype_valid((int)dtype)) {
-		call_fail(call, "ValueError", "%s() returned an array of "
-			  "unknown dtype %d", call->name, (int)dtype);
+		call_fail(call, "ValueError",
+		          "%s() returned an array of "
+		          "unknown dtype %d",
+		          call->name, (int)dtype);
 		return NULL;
 	}
 	if (ndim < 0 || ndim > COHORT_MAX_NDIM || (ndim > 0 && !shape)) {
-		call_fail(call, "ValueError", "%s() returned an array of %d "
-			  "dimensions (0 to %d)", call->name, ndim,
-			  COHORT_MAX_NDIM);
+		call_fail(call, "ValueError",
+		          "%s() returned an array of %d "
+		          "dimensions (0 to %d)",
+		          call->name, ndim, COHORT_MAX_NDIM);
 		return NULL;
 	}
 	for (i = 0; i < ndim; i++) {
 		if (shape[i] > (1ULL << 62)) {
 			call_fail(call, "ValueError",
-				  "%s() returned an array with a dimension "
-				  "of %zu",
-				  call->name, shape[i]);
+			          "%s() returned an array with a dimension "
+			          "of %zu",
+			          call->name, shape[i]);
 			return NULL;
 		}
 		if (shape[i] == 0)
@@ -1170,22 +1179,22 @@ op_return_array(struct cohort_call *call, enum cohort_dtype dtype, int ndim,
 	/* UINT64_MAX: more than a value can hold (checked below) */
 	for (i = 0; i < ndim && count && count != UINT64_MAX; i++)
 		count = count > UINT32_MAX / shape[i] ? UINT64_MAX
-						      : count * shape[i];
+		                                      : count * shape[i];
 	nbytes = count == UINT64_MAX ? UINT64_MAX : count * dtypes[dtype].size;
 	msgpack_sbuffer_init(&hs);
 	msgpack_packer_init(&hp, &hs, msgpack_sbuffer_write);
 	msgpack_pack_array(&hp, 2);
 	msgpack_pack_str_with_body(&hp, dtypes[dtype].descr,
-				   strlen(dtypes[dtype].descr));
+	                           strlen(dtypes[dtype].descr));
 	msgpack_pack_array(&hp, (size_t)ndim);
 	for (i = 0; i < ndim; i++)
 		msgpack_pack_uint64(&hp, shape[i]);
 	if (nbytes > UINT32_MAX - hs.size) {
 		msgpack_sbuffer_destroy(&hs);
 		call_fail(call, "ValueError",
-			  "%s() returned an array too large for one value "
-			  "(at most 4 GiB)",
-			  call->name);
+		          "%s() returned an array too large for one value "
+		          "(at most 4 GiB)",
+		          call->name);
 		return NULL;
 	}
 	body = hs.size + nbytes;
@@ -1198,8 +1207,8 @@ op_return_array(struct cohort_call *call, enum cohort_dtype dtype, int ndim,
 		msgpack_sbuffer_destroy(&hs);
 		msgpack_sbuffer_destroy(&es);
 		call_fail(call, "MemoryError",
-			  "%s(): no memory for an array of %llu bytes",
-			  call->name, (unsigned long long)nbytes);
+		          "%s(): no memory for an array of %llu bytes",
+		          call->name, (unsigned long long)nbytes);
 		return NULL;
 	}
 	memcpy(v.data, es.data, es.size);
@@ -1209,7 +1218,7 @@ op_return_array(struct cohort_call *call, enum cohort_dtype dtype, int ndim,
 	if (decode_top(v.data, v.len, &v) < 0) { /* cannot happen */
 		nval_free(&v);
 		call_fail(call, "SystemError", "%s(): bad array header",
-			  call->name);
+		          call->name);
 		return NULL;
 	}
 	set_result(call, &v, 0);
@@ -1224,8 +1233,8 @@ op_return_value(struct cohort_call *call, const void *data, size_t len)
 
 	if (value_check(data, len, &err) < 0)
 		return call_fail(call, "ValueError",
-				 "%s() returned a malformed value: %s",
-				 call->name, err.text);
+		                 "%s() returned a malformed value: %s",
+		                 call->name, err.text);
 	return set_result(call, &v, nval_from_bytes(data, len, &v));
 }
 
@@ -1275,7 +1284,7 @@ static const struct cohort_call_ops call_ops = {
 
 enum tok {
 	T_EOF,
-	T_NL,   /* newline or ';' */
+	T_NL, /* newline or ';' */
 	T_NAME,
 	T_INT,
 	T_FLOAT,
@@ -1386,9 +1395,9 @@ lex_string(struct lexer *lx)
 		default:
 			free(out);
 			return syntax_error(lx, q,
-					    "unknown escape in a string (use "
-					    "\\\\, \\\", \\n, \\t, \\r or "
-					    "\\0)");
+			                    "unknown escape in a string (use "
+			                    "\\\\, \\\", \\n, \\t, \\r or "
+			                    "\\0)");
 		}
 		q += 2;
 	}
@@ -1442,14 +1451,14 @@ lex_number(struct lexer *lx)
 		lx->t = T_FLOAT;
 		if (errno == ERANGE && (lx->f > 1 || lx->f < -1))
 			return syntax_error(lx, lx->p,
-					    "float literal out of range");
+			                    "float literal out of range");
 	} else {
 		lx->i = strtoll(buf, &e, 10);
 		lx->t = T_INT;
 		if (errno == ERANGE)
 			return syntax_error(lx, lx->p,
-					    "integer literal out of range "
-					    "(64-bit)");
+			                    "integer literal out of range "
+			                    "(64-bit)");
 	}
 	lx->tn = (size_t)(q - lx->p);
 	return 0;
@@ -1468,7 +1477,7 @@ lex_next(struct lexer *lx)
 	}
 	while (lx->p < lx->end &&
 	       (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\r' ||
-		*lx->p == '\f' || *lx->p == '\v'))
+	        *lx->p == '\f' || *lx->p == '\v'))
 		lx->p++;
 	if (lx->p < lx->end && *lx->p == '#') /* a comment */
 		while (lx->p < lx->end && *lx->p != '\n')
@@ -1510,10 +1519,10 @@ lex_next(struct lexer *lx)
 			lx->t = T_NAME;
 			lx->tn = (size_t)(q - lx->p);
 		} else if (isdigit((unsigned char)*lx->p) ||
-			   ((*lx->p == '.' || *lx->p == '-' || *lx->p == '+') &&
-			    lx->p + 1 < lx->end &&
-			    (isdigit((unsigned char)lx->p[1]) ||
-			     lx->p[1] == '.'))) {
+		           ((*lx->p == '.' || *lx->p == '-' || *lx->p == '+') &&
+		            lx->p + 1 < lx->end &&
+		            (isdigit((unsigned char)lx->p[1]) ||
+		             lx->p[1] == '.'))) {
 			if (lex_number(lx) < 0)
 				return -1;
 		} else {
@@ -1521,12 +1530,11 @@ lex_next(struct lexer *lx)
 			if ((unsigned char)*lx->p < 0x20 ||
 			    (unsigned char)*lx->p >= 0x7f)
 				return syntax_error(lx, lx->p,
-						    "unexpected character "
-						    "(byte 0x%02x)",
-						    (unsigned char)*lx->p);
-			return syntax_error(lx, lx->p,
-					    "unexpected character '%c'",
-					    *lx->p);
+				                    "unexpected character "
+				                    "(byte 0x%02x)",
+				                    (unsigned char)*lx->p);
+			return syntax_error(
+			    lx, lx->p, "unexpected character '%c'", *lx->p);
 		}
 	}
 	lx->p += lx->tn;
@@ -1549,8 +1557,8 @@ tok_is(const struct lexer *lx, const char *word)
 enum stmt_type { S_LOAD, S_CALL, S_SHOW, S_DEL };
 
 struct parg {
-	char *name;       /* a name, or NULL for a literal */
-	struct nval lit;  /* a literal */
+	char *name;      /* a name, or NULL for a literal */
+	struct nval lit; /* a literal */
 };
 
 struct stmt {
@@ -1558,12 +1566,12 @@ struct stmt {
 	int line;
 	const char *text; /* the statement's source, for tracebacks */
 	size_t text_len;
-	char *target;   /* S_CALL: NAME = ..., or NULL */
-	char *func;     /* S_CALL */
+	char *target; /* S_CALL: NAME = ..., or NULL */
+	char *func;   /* S_CALL */
 	struct parg *args;
 	int nargs;
-	char *path;     /* S_LOAD */
-	char **names;   /* S_DEL, S_SHOW (one) */
+	char *path;   /* S_LOAD */
+	char **names; /* S_DEL, S_SHOW (one) */
 	int nnames;
 };
 
@@ -1596,7 +1604,7 @@ check_name(struct lexer *lx)
 	if (ok)
 		return 0;
 	return syntax_error(lx, lx->tp, "'%.*s' is a reserved word, not a name",
-			    (int)lx->tn, lx->tp);
+	                    (int)lx->tn, lx->tp);
 }
 
 /* load PATH: the rest of the statement, or a quoted string. */
@@ -1612,7 +1620,7 @@ parse_load(struct lexer *lx, struct stmt *s)
 			return -1;
 		if (lx->slen == 0 || memchr(lx->s, '\0', lx->slen))
 			return syntax_error(lx, lx->tp,
-					    "expected a path after 'load'");
+			                    "expected a path after 'load'");
 		s->path = xstrdup(lx->s);
 		return lex_next(lx);
 	}
@@ -1637,12 +1645,12 @@ parse_del(struct lexer *lx, struct stmt *s)
 			return -1;
 		if (lx->t != T_NAME)
 			return syntax_error(lx, lx->tp,
-					    "expected a name after '%s'",
-					    s->nnames ? "," : "del");
+			                    "expected a name after '%s'",
+			                    s->nnames ? "," : "del");
 		if (check_name(lx) < 0)
 			return -1;
 		s->names = xrealloc(s->names,
-				    (size_t)(s->nnames + 1) * sizeof(char *));
+		                    (size_t)(s->nnames + 1) * sizeof(char *));
 		s->names[s->nnames++] = tok_text(lx);
 		if (lex_next(lx) < 0)
 			return -1;
@@ -1678,28 +1686,28 @@ parse_args(struct lexer *lx, struct stmt *s)
 			break;
 		default:
 			return syntax_error(lx, lx->tp,
-					    "expected an argument (a name, "
-					    "a number or a string) or ')'");
+			                    "expected an argument (a name, "
+			                    "a number or a string) or ')'");
 		}
 		if (rc < 0)
 			return syntax_error(lx, lx->tp, "out of memory");
 		s->args = xrealloc(s->args,
-				   (size_t)(s->nargs + 1) * sizeof(*s->args));
+		                   (size_t)(s->nargs + 1) * sizeof(*s->args));
 		s->args[s->nargs++] = a;
 		if (lex_next(lx) < 0)
 			return -1;
 		if (lx->t == T_LPAREN && a.name)
 			return syntax_error(lx, lx->tp,
-					    "a call cannot be an argument: "
-					    "bind its result to a name first "
-					    "(x = f(...); g(x))");
+			                    "a call cannot be an argument: "
+			                    "bind its result to a name first "
+			                    "(x = f(...); g(x))");
 		if (lx->t == T_COMMA) {
 			if (lex_next(lx) < 0)
 				return -1;
 		} else if (lx->t != T_RPAREN) {
 			return syntax_error(lx, lx->tp,
-					    "expected ',' or ')' after an "
-					    "argument");
+			                    "expected ',' or ')' after an "
+			                    "argument");
 		}
 	}
 	return lex_next(lx);
@@ -1732,26 +1740,26 @@ parse_stmt(struct lexer *lx, struct stmt *s)
 		s->target = first;
 		if (!value_name_ok(first))
 			return syntax_error(lx, s->text,
-					    "'%s' is a reserved word, not a "
-					    "name",
-					    first);
+			                    "'%s' is a reserved word, not a "
+			                    "name",
+			                    first);
 		if (lex_next(lx) < 0)
 			return -1;
 		if (lx->t != T_NAME)
 			return syntax_error(lx, lx->tp,
-					    "expected a function call after "
-					    "'='");
+			                    "expected a function call after "
+			                    "'='");
 		if (tok_is(lx, "load") || tok_is(lx, "del"))
 			return syntax_error(lx, lx->tp,
-					    "'%.*s' is a statement, not a "
-					    "function",
-					    (int)lx->tn, lx->tp);
+			                    "'%.*s' is a statement, not a "
+			                    "function",
+			                    (int)lx->tn, lx->tp);
 		s->func = tok_text(lx);
 		if (lex_next(lx) < 0)
 			return -1;
 		if (lx->t != T_LPAREN)
 			return syntax_error(lx, lx->tp,
-					    "expected '(' after function name");
+			                    "expected '(' after function name");
 		return parse_args(lx, s);
 	case T_LPAREN:
 		s->t = S_CALL;
@@ -1767,8 +1775,8 @@ parse_stmt(struct lexer *lx, struct stmt *s)
 	default:
 		free(first);
 		return syntax_error(lx, lx->tp,
-				    "expected '=', '(' or the end of the "
-				    "statement after a name");
+		                    "expected '=', '(' or the end of the "
+		                    "statement after a name");
 	}
 }
 
@@ -1793,9 +1801,9 @@ parse_cell(struct lexer *lx, struct stmt **out, int *nout)
 			break;
 		if (lx->t != T_NAME) {
 			syntax_error(lx, lx->tp,
-				     "expected a statement: load PATH, "
-				     "NAME = FUNC(...), FUNC(...), NAME or "
-				     "del NAME");
+			             "expected a statement: load PATH, "
+			             "NAME = FUNC(...), FUNC(...), NAME or "
+			             "del NAME");
 			goto error;
 		}
 		memset(&s, 0, sizeof(s));
@@ -1811,8 +1819,8 @@ parse_cell(struct lexer *lx, struct stmt **out, int *nout)
 		v[n++] = s;
 		if (lx->t != T_NL && lx->t != T_EOF) {
 			syntax_error(lx, lx->tp,
-				     "expected the end of the statement (a "
-				     "newline or ';')");
+			             "expected the end of the statement (a "
+			             "newline or ';')");
 			goto error;
 		}
 	}
@@ -1840,7 +1848,7 @@ reply_syntax_error(struct lexer *lx, struct kernel_reply *r)
 	int i;
 
 	reply_error(r, "SyntaxError", "line %d, column %d: %s", lx->err_line,
-		    lx->err_col, lx->err);
+	            lx->err_col, lx->err);
 	while (e < lx->end && *e != '\n')
 		e++;
 	caret = xmalloc((size_t)lx->err_col + 1);
@@ -1849,9 +1857,9 @@ reply_syntax_error(struct lexer *lx, struct kernel_reply *r)
 	caret[i++] = '^';
 	caret[i] = '\0';
 	if (e - lx->err_line_start <= 200)
-		r->traceback = xasprintf("%.*s\n%s",
-					 (int)(e - lx->err_line_start),
-					 lx->err_line_start, caret);
+		r->traceback =
+		    xasprintf("%.*s\n%s", (int)(e - lx->err_line_start),
+		              lx->err_line_start, caret);
 	free(caret);
 }
 
@@ -1881,7 +1889,7 @@ run_call(const struct stmt *s, struct nval *res, struct kernel_reply *r)
 	cs.args = xcalloc((size_t)s->nargs + 1, sizeof(*cs.args));
 	for (i = 0; i < s->nargs; i++) {
 		cs.args[i].v = s->args[i].name ? lookup(s->args[i].name, r)
-					       : &s->args[i].lit;
+		                               : &s->args[i].lit;
 		if (!cs.args[i].v) {
 			free(cs.args);
 			return -1;
@@ -1902,9 +1910,9 @@ run_call(const struct stmt *s, struct nval *res, struct kernel_reply *r)
 			reply_error(r, cs.ename, "%s", cs.evalue);
 		else
 			reply_error(r, "PluginError",
-				    "%s() failed (returned %d) without saying "
-				    "why",
-				    s->func, rc);
+			            "%s() failed (returned %d) without saying "
+			            "why",
+			            s->func, rc);
 		nval_free(&cs.result);
 		free(cs.ename);
 		free(cs.evalue);
@@ -1947,8 +1955,8 @@ run_stmt(const struct stmt *s, int last, struct kernel_reply *r)
 		for (i = 0; i < s->nnames; i++)
 			if (ns_del(s->names[i]) < 0) {
 				reply_error(r, "NameError",
-					    "name '%s' is not defined",
-					    s->names[i]);
+				            "name '%s' is not defined",
+				            s->names[i]);
 				return -1;
 			}
 		return 0;
@@ -2008,12 +2016,12 @@ native_execute(const char *code, size_t len, struct kernel_reply *r)
 		if (run_stmt(&stmts[i], i == n - 1, r) < 0) {
 			/* in a longer cell, say which statement failed */
 			if (n > 1)
-				r->traceback = xasprintf(
-				    "line %d: %.*s", stmts[i].line,
-				    (int)(stmts[i].text_len > 200
-					      ? 200
-					      : stmts[i].text_len),
-				    stmts[i].text);
+				r->traceback =
+				    xasprintf("line %d: %.*s", stmts[i].line,
+				              (int)(stmts[i].text_len > 200
+				                        ? 200
+				                        : stmts[i].text_len),
+				              stmts[i].text);
 			break;
 		}
 	}
@@ -2031,7 +2039,7 @@ out:
 
 static void
 native_push(const char *name, const void *data, size_t len,
-	    struct kernel_reply *r)
+            struct kernel_reply *r)
 {
 	struct cohort_error err;
 	struct nval v;
@@ -2043,12 +2051,12 @@ native_push(const char *name, const void *data, size_t len,
 	}
 	if (value_check(data, len, &err) < 0) {
 		reply_error(r, "ValueError", "malformed msgpack value: %s",
-			    err.text);
+		            err.text);
 		return;
 	}
 	if (nval_from_bytes(data, len, &v) < 0) {
 		reply_error(r, "MemoryError",
-			    "no memory for a value of %zu bytes", len);
+		            "no memory for a value of %zu bytes", len);
 		return;
 	}
 	ns_set(name, &v);
@@ -2066,7 +2074,7 @@ native_pull(const char *name, struct kernel_reply *r)
 	r->data = malloc(v->len ? v->len : 1);
 	if (!r->data) {
 		reply_error(r, "MemoryError",
-			    "no memory to copy '%s' (%zu bytes)", name, v->len);
+		            "no memory to copy '%s' (%zu bytes)", name, v->len);
 		return;
 	}
 	memcpy(r->data, v->data, v->len);

@@ -216,13 +216,14 @@ main(int argc, char **argv)
 		run_task(kernel, t);
 
 	lost = io_controller_lost();
-	io_stop();
-	kernel->finalize();
+	signal(SIGALRM, SIG_DFL);
 	/* MPI_Finalize waits for every rank; after losing the controller
 	 * (alone, say, declared dead after a stop), others may never come:
 	 * give them a few seconds, then let SIGALRM end the process. */
 	if (use_mpi && lost)
 		alarm(5);
+	io_stop();
+	kernel->finalize();
 	if (use_mpi)
 		MPI_Finalize();
 	log_info("stopped");

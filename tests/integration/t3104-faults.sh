@@ -186,6 +186,8 @@ fi
 expect_match "(c) they say why" "$(cat "$T/engines.log")" 'no heartbeat from the controller'
 kill -CONT "$CONTROLLER_PID"
 check "(c) the resumed controller sees its engines gone" wait_for 10 live_engines_are 0
+no_engines_left() { test -z "$(my_engines)"; }
+wait_for 10 no_engines_left  # mpiexec itself may take a moment to go
 orphans=$(my_engines)
 expect_eq "(c) no engine process of this test's profile is left (orphans: ${orphans:-none})" \
 	"$orphans" ""

@@ -14,7 +14,8 @@ start_native_engines() {
 	want=$(( $(live_engines 2>/dev/null || echo 0) + n ))
 	(cd "$dir" && exec mpiexec -n "$n" "$COHORT_BIN/cohort-engine" --mpi \
 		--kernel native) >>"$T/engines.log" 2>&1 &
-	PIDS+=("$!")
+	MPIEXEC_PID=$!
+	PIDS+=("$MPIEXEC_PID")
 	if ! wait_for 60 live_engines_are "$want"; then
 		fail "$n native engines did not register (want $want live)"
 		exit 1
@@ -27,9 +28,11 @@ start_controller
 start_native_engines 4 "$T/run"
 
 # One engine on its own. The subshell waits for it, so its death by
-# signal is logged there (and no core file is left behind).
+# signal is logged there (and no core file is left behind). In a
+# sanitizer build, the signal must kill it as in any other.
 (
 	cd "$T/run" && ulimit -c 0
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0"
 	"$COHORT_BIN/cohort-engine" --kernel native &
 	wait $!
 	echo "engine exit status $?"
@@ -62,3 +65,8 @@ out=$(cohort px --json 'rank()')
 expect_eq "px on all engines runs on the live ones" \
 	"$(echo "$out" | json_get '[(e["id"], e["status"]) for e in d["engines"]]')" \
 	"[(0, 'ok'), (1, 'ok'), (2, 'ok'), (3, 'ok')]"
+
+# Stop the way users do: the engines leave when their controller goes,
+# and mpiexec with them.
+kill "$CONTROLLER_PID"
+check "the MPI job exits when the controller stops" wait_for 30 gone "$MPIEXEC_PID"

@@ -12,7 +12,8 @@ start_native_engines() {
 	want=$(( $(live_engines 2>/dev/null || echo 0) + n ))
 	(cd "$dir" && exec mpiexec -n "$n" "$COHORT_BIN/cohort-engine" --mpi \
 		--kernel native) >>"$T/engines.log" 2>&1 &
-	PIDS+=("$!")
+	MPIEXEC_PID=$!
+	PIDS+=("$MPIEXEC_PID")
 	if ! wait_for 60 live_engines_are "$want"; then
 		fail "$n native engines did not register (want $want live)"
 		exit 1
@@ -166,3 +167,9 @@ expect_match "interrupt stops a polling plugin" "$out" '^\[2\] KeyboardInterrupt
 check "...within a few seconds" test $(( $(date +%s) - t0 )) -lt 10
 expect_match "the engine goes on" "$(cohort px --targets 2 'spin(0)')" '^\[2\] Out\[[0-9]+\]: True$'
 expect_eq "all four engines still live" "$(live_engines)" 4
+
+# Stop the way users do: the engines leave when their controller goes,
+# and mpiexec with them.
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+kill "$CONTROLLER_PID"
+check "engines and mpiexec exit when the controller stops" wait_for 30 gone "$MPIEXEC_PID"
