@@ -63,7 +63,7 @@ usage(FILE *f)
 		"  --heartbeat S    seconds between heartbeats to engines (default 1)\n"
 		"  --heartbeat-tolerance N\n"
 		"                   heartbeats an engine may miss before it is\n"
-		"                   declared dead (default 5)\n"
+		"                   declared dead (default 10)\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"On start it creates the profile's CA and certificates if absent and\n"
@@ -494,7 +494,7 @@ main(int argc, char **argv)
 	ctl.max_payload = 4ull << 30;
 	jobs_max_value = ctl.max_payload;
 	ctl.heartbeat = 1.0;
-	ctl.tolerance = 5;
+	ctl.tolerance = 10; /* 10 s: busy shared hosts stall for seconds */
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
