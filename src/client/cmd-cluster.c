@@ -43,7 +43,8 @@ const struct cmd_entry cmd_cluster_entry = {
 	.help =
 	"cohort cluster start [-n N] [--daemon] [--ip ADDR] [--timeout S]\n"
 	"                     [--mpiexec PATH] [--mpiexec-args \"...\"]\n"
-	"                     [--hostfile FILE] [--profile P]\n"
+	"                     [--hostfile FILE] [--controller-args \"...\"]\n"
+	"                     [--engine-args \"...\"] [--profile P]\n"
 	"  Start a controller, then 'mpiexec -n N cohort-engine --mpi', and\n"
 	"  wait until the N engines have registered (engine id = MPI rank).\n"
 	"  -n N               number of engines (default 4)\n"
@@ -54,6 +55,9 @@ const struct cmd_entry cmd_cluster_entry = {
 	"  --mpiexec PATH     the mpiexec to use (default: mpiexec on PATH)\n"
 	"  --mpiexec-args A   more arguments for mpiexec, split like a shell\n"
 	"  --hostfile FILE    passed to mpiexec as --hostfile FILE\n"
+	"  --controller-args A  more cohort-controller options, e.g.\n"
+	"                     \"--heartbeat-tolerance 30 --jobs 5000\"\n"
+	"  --engine-args A    more cohort-engine options, e.g. \"--kernel native\"\n"
 	"  As root, Open MPI is allowed to run as root; with more engines than\n"
 	"  cores, --oversubscribe is passed. Each is said in one line.\n"
 	"\n"
@@ -77,7 +81,11 @@ struct cluster_opts {
 	const char *mpiexec;
 	const char *mpiexec_args;
 	const char *hostfile;
+	const char *controller_args;
+	const char *engine_args;
 };
+
+
 
 static char profile_dir[4096];
 static int report_fd = STDOUT_FILENO;
@@ -102,6 +110,31 @@ say(const char *fmt, ...)
 	if (write(report_fd, line, (size_t)n) < 0) {
 		/* The parent of a daemon may be gone; nothing to do. */
 	}
+}
+
+/* Append the shell-like words of extra (if any) to argv at *argc, at most
+ * room of them. -1 with a message if extra does not split. */
+static int
+append_words(const char *what, const char *extra, char **argv, int *argc,
+	     int room)
+{
+	wordexp_t we = { 0 };
+
+	if (extra == NULL || extra[0] == '\0')
+		return 0;
+	if (wordexp(extra, &we, WRDE_NOCMD | WRDE_UNDEF) != 0) {
+		say("cohort: cannot split %s '%s'", what, extra);
+		return -1;
+	}
+	if ((int)we.we_wordc > room) {
+		say("cohort: too many words in %s", what);
+		wordfree(&we);
+		return -1;
+	}
+	for (size_t i = 0; i < we.we_wordc; i++)
+		argv[(*argc)++] = xstrdup(we.we_wordv[i]);
+	wordfree(&we);
+	return 0;
 }
 
 static void
@@ -355,7 +388,6 @@ build_mpiexec_argv(const struct cluster_opts *o, char ***argvp)
 	char **argv = xcalloc(64, sizeof(char *));
 	int argc = 0;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	wordexp_t we = { 0 };
 
 	sibling("cohort-engine", engine, sizeof(engine));
 	argv[argc++] = (char *)o->mpiexec;
@@ -368,22 +400,10 @@ build_mpiexec_argv(const struct cluster_opts *o, char ***argvp)
 		argv[argc++] = "--hostfile";
 		argv[argc++] = (char *)o->hostfile;
 	}
-	if (o->mpiexec_args != NULL && o->mpiexec_args[0] != '\0') {
-		if (wordexp(o->mpiexec_args, &we, WRDE_NOCMD | WRDE_UNDEF) != 0) {
-			say("cohort: cannot split --mpiexec-args '%s'",
-			    o->mpiexec_args);
-			free(argv);
-			return -1;
-		}
-		if (we.we_wordc > 48) {
-			say("cohort: too many --mpiexec-args");
-			wordfree(&we);
-			free(argv);
-			return -1;
-		}
-		for (size_t i = 0; i < we.we_wordc; i++)
-			argv[argc++] = xstrdup(we.we_wordv[i]);
-		wordfree(&we);
+	if (append_words("--mpiexec-args", o->mpiexec_args, argv, &argc,
+			 24) < 0) {
+		free(argv);
+		return -1;
 	}
 	snprintf(nbuf, sizeof(nbuf), "%d", o->n);
 	argv[argc++] = "-n";
@@ -392,6 +412,11 @@ build_mpiexec_argv(const struct cluster_opts *o, char ***argvp)
 	argv[argc++] = "--mpi";
 	argv[argc++] = "--profile";
 	argv[argc++] = profile_dir;
+	if (append_words("--engine-args", o->engine_args, argv, &argc,
+			 20) < 0) {
+		free(argv);
+		return -1;
+	}
 	argv[argc] = NULL;
 	*argvp = argv;
 	return 0;
@@ -448,9 +473,14 @@ supervise(struct cli_ctx *ctx, const struct cluster_opts *o, int ready_fd)
 	}
 	sibling("cohort-controller", controller, sizeof(controller));
 	{
-		char *cargv[] = { controller, "--profile", profile_dir, "--ip",
-				  (char *)o->ip, NULL };
+		char *cargv[40] = { controller, "--profile", profile_dir,
+				    "--ip", (char *)o->ip };
+		int cargc = 5;
 
+		if (append_words("--controller-args", o->controller_args,
+				 cargv, &cargc, 30) < 0)
+			goto out;
+		cargv[cargc] = NULL;
 		cpid = spawn(cargv, clog);
 	}
 	if (cpid < 0) {
@@ -581,6 +611,8 @@ cluster_start(struct cli_ctx *ctx, int argc, char **argv)
 		{ "mpiexec", required_argument, NULL, 'm' },
 		{ "mpiexec-args", required_argument, NULL, 'a' },
 		{ "hostfile", required_argument, NULL, 'f' },
+		{ "controller-args", required_argument, NULL, 'c' },
+		{ "engine-args", required_argument, NULL, 'e' },
 		{ "profile", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -624,6 +656,12 @@ cluster_start(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'f':
 			o.hostfile = optarg;
+			break;
+		case 'c':
+			o.controller_args = optarg;
+			break;
+		case 'e':
+			o.engine_args = optarg;
 			break;
 		case 'p':
 			ctx->profile = optarg;
