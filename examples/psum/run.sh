@@ -33,7 +33,9 @@ bold= plain=
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; fi
 step() {
 	printf "\n%s\$ cohort px '%s'%s\n" "$bold" "$1" "$plain"
-	cohort "${P[@]}" px "$1"
+	# --no-stream: print once every engine has answered, in engine order,
+	# with agreeing engines collapsed ([stdout:0-3] ...).
+	cohort "${P[@]}" px --no-stream "$1"
 }
 
 echo "$ cohort cluster start -n 4 --daemon"

@@ -41,7 +41,8 @@ const struct cmd_entry cmd_px_entry = {
 	"their engine set ([0-3] Out[5]: 187.45). Output lines stream as the\n"
 	"engines write them. Ctrl-C interrupts the engines' code (each reports\n"
 	"KeyboardInterrupt); a second Ctrl-C within a second stops waiting.\n"
-	"Colour only on a terminal, and never with NO_COLOR set.\n"
+	"Colour only on a terminal, and never with NO_COLOR set. On a\n"
+	"terminal, a request that runs over a second shows 'N/M engines done'.\n"
 	"The exit status is 0 only if every engine succeeded.\n",
 	.exec = cmd_px_exec,
 };
