@@ -73,9 +73,8 @@ cmd_gather_exec(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(&cmd_gather_entry, "expected one NAME");
 	name = argv[optind];
-	if (!value_name_ok(name))
-		return cli_error("'%s' is not a valid name (use a Python "
-				 "identifier)", name);
+	if (value_check_name(name, &err) < 0)
+		return cli_error("%s", err.text);
 	c = cli_connect(ctx);
 	if (c == NULL)
 		return 1;

@@ -76,9 +76,8 @@ cmd_push_exec(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		names[i] = xstrndup(arg, (size_t)(eq - arg));
-		if (!value_name_ok(names[i])) {
-			rc = cli_error("'%s' is not a valid name (use a Python "
-				       "identifier)", names[i]);
+		if (value_check_name(names[i], &err) < 0) {
+			rc = cli_error("%s", err.text);
 			goto out;
 		}
 		if (value_from_arg(eq + 1, &vals[i], &err) < 0) {

@@ -64,9 +64,8 @@ cmd_scatter_exec(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(&cmd_scatter_entry,
 				       "expected NAME and VALUE");
 	name = argv[optind];
-	if (!value_name_ok(name))
-		return cli_error("'%s' is not a valid name (use a Python "
-				 "identifier)", name);
+	if (value_check_name(name, &err) < 0)
+		return cli_error("%s", err.text);
 	msgpack_sbuffer_init(&val);
 	if (value_from_arg(argv[optind + 1], &val, &err) < 0) {
 		msgpack_sbuffer_destroy(&val);

@@ -717,9 +717,8 @@ cohort_push(struct cohort_client *c, const char *targets, const char *name,
 	struct cohort_request rq = { .op = "push", .targets = targets,
 				     .name = name, .data = data, .len = len };
 
-	if (!value_name_ok(name))
-		return errprintf(err, "'%s' is not a valid name (use a "
-				 "Python identifier)", name);
+	if (value_check_name(name, err) < 0)
+		return -1;
 	return cohort_request(c, &rq, fn, arg, err);
 }
 
@@ -731,9 +730,8 @@ cohort_pull(struct cohort_client *c, const char *targets, const char *name,
 	struct cohort_request rq = { .op = "pull", .targets = targets,
 				     .name = name };
 
-	if (!value_name_ok(name))
-		return errprintf(err, "'%s' is not a valid name (use a "
-				 "Python identifier)", name);
+	if (value_check_name(name, err) < 0)
+		return -1;
 	return cohort_request(c, &rq, fn, arg, err);
 }
 
@@ -778,9 +776,8 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 
 	if (c->conn == NULL)
 		return errprintf(err, "%s", c->reason);
-	if (!value_name_ok(name))
-		return errprintf(err, "'%s' is not a valid name (use a "
-				 "Python identifier)", name);
+	if (value_check_name(name, err) < 0)
+		return -1;
 	if (resolve_targets(c, targets, &t, err) < 0)
 		goto out;
 	parts = xcalloc(t.n, sizeof(*parts));
@@ -852,9 +849,8 @@ cohort_gather(struct cohort_client *c, const char *targets, const char *name,
 	*out = NULL;
 	*outlen = 0;
 	msgpack_sbuffer_init(&sb);
-	if (!value_name_ok(name))
-		return errprintf(err, "'%s' is not a valid name (use a "
-				 "Python identifier)", name);
+	if (value_check_name(name, err) < 0)
+		return -1;
 	if (resolve_targets(c, targets, &t, err) < 0)
 		goto out;
 	g.ids = t.ids;

@@ -1812,3 +1812,13 @@ value_name_ok(const char *name)
 			return false;
 	return true;
 }
+
+/* Refuse a name that is not a Python identifier, with the reason. */
+int
+value_check_name(const char *name, struct cohort_error *err)
+{
+	if (value_name_ok(name))
+		return 0;
+	return errprintf(err, "'%s' is not a valid name (use a Python "
+			 "identifier)", name);
+}

@@ -61,6 +61,10 @@ int value_concat(const void *const *data, const size_t *len, size_t n,
  * fit in len bytes (nesting at most 64), without allocating. */
 int value_check(const void *data, size_t len, struct cohort_error *err);
 
+/* -1 with err ("'1a' is not a valid name (use a Python identifier)") if
+ * name is not one value_name_ok() accepts; 0 otherwise. */
+int value_check_name(const char *name, struct cohort_error *err);
+
 /* True if name is a valid Python identifier (ASCII letters, digits, '_',
  * not starting with a digit, not a Python keyword). */
 bool value_name_ok(const char *name);
