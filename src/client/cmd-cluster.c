@@ -448,7 +448,7 @@ supervise(struct cli_ctx *ctx, const struct cluster_opts *o, int ready_fd)
 	struct cluster_state st = { 0 };
 	struct cohort_conninfo ci;
 	pid_t cpid, mpid = 0;
-	int clog, elog, status, rc = 1, live = 0;
+	int clog, elog, slog = -1, status, rc = 1, live = 0;
 	bool *up = xcalloc((size_t)o->n, sizeof(bool));
 	double end;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -552,7 +552,9 @@ supervise(struct cli_ctx *ctx, const struct cluster_opts *o, int ready_fd)
 			/* Parent gone; keep running. */
 		}
 		close(ready_fd);
-		report_fd = clog;
+		/* A detached supervisor reports to cluster.log from now on. */
+		slog = open_log("cluster.log");
+		report_fd = slog >= 0 ? slog : clog;
 	}
 	rc = 0;
 	while (!got_signal) {
@@ -591,6 +593,8 @@ out:
 		close(clog);
 	if (elog >= 0)
 		close(elog);
+	if (slog >= 0)
+		close(slog);
 	return rc;
 }
 

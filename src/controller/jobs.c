@@ -534,9 +534,16 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	} else {
 		n = registry_live_ids(&ids);
 		if (n == 0) {
+			size_t all = registry_count(NULL);
+
 			free(ids);
-			peer_send_error(client, m->id, "no engines are "
-					"registered with the controller");
+			if (all > 0)
+				peer_send_error(client, m->id, "no live engines: "
+						"all %zu registered engines are "
+						"dead (cohort engines)", all);
+			else
+				peer_send_error(client, m->id, "no engines are "
+						"registered with the controller");
 			return;
 		}
 	}

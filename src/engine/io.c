@@ -282,12 +282,28 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	_exit(1);
 }
 
+static void on_lost(struct conn *c, const char *reason, void *arg);
+static void watch_start(double period, int tolerance);
+
 static void
 on_ready(struct conn *c, void *arg)
 {
 	struct msg m;
 
 	(void)arg;
+	/* Only the controller's certificate may send this engine code. */
+	if (strcmp(conn_peer_cn(c), cohort_role_cn(COHORT_ROLE_CONTROLLER)) !=
+	    0) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "the peer at %s is not a Cohort "
+			 "controller (certificate name '%s')", conn_peer(c),
+			 conn_peer_cn(c));
+		log_error("%s", why);
+		conn_close(c);
+		on_lost(NULL, why, NULL);
+		return;
+	}
 	msg_init(&m, MSG_HELLO);
 	msg_set_int(&m, F_VERSION, PROTO_VERSION);
 	msg_set_str(&m, F_ROLE, "engine");
@@ -345,8 +361,6 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 	return 0;
 }
 
-static void on_lost(struct conn *c, const char *reason, void *arg);
-static void watch_start(double period, int tolerance);
 
 static void
 queue_task(struct task *t)
