@@ -54,6 +54,10 @@ struct kernel_ops {
 	/* Ask running code to stop (KeyboardInterrupt in Python). Called from
 	 * the engine's I/O thread: must not touch interpreter state. */
 	void (*interrupt)(void);
+	/* Write the language-level stack of the main thread to fd. Called
+	 * from a signal handler on the main thread, wherever it is: must be
+	 * async-signal-safe. May be NULL. */
+	void (*where)(int fd);
 	/* Shut the kernel down (main thread, at exit). */
 	void (*finalize)(void);
 };

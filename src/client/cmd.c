@@ -17,6 +17,7 @@ extern const struct cmd_entry cmd_result_entry;
 extern const struct cmd_entry cmd_scatter_entry;
 extern const struct cmd_entry cmd_shell_entry;
 extern const struct cmd_entry cmd_engines_entry;
+extern const struct cmd_entry cmd_where_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_cluster_entry,
@@ -30,6 +31,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_result_entry,
 	&cmd_scatter_entry,
 	&cmd_shell_entry,
+	&cmd_where_entry,
 	NULL,
 };
 

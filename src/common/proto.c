@@ -85,6 +85,7 @@ static const struct {
 	[MSG_INTERRUPT] = { "interrupt", 0 },
 	[MSG_STREAM] = { "stream", BIT(F_ID) | BIT(F_NAME) | BIT(F_TEXT) },
 	[MSG_ACCEPTED] = { "accepted", BIT(F_ID) | BIT(F_NTARGETS) },
+	[MSG_WHERE] = { "where", BIT(F_ID) },
 };
 
 /* Listing entries (engines, jobs) are maps described by these tables. */

@@ -39,6 +39,7 @@ enum msg_type {
 	MSG_CHUNK,     /* a piece of a chunked payload (see docs/protocol.md) */
 	MSG_INTERRUPT, /* controller -> engine: interrupt the running code */
 	MSG_STREAM,    /* engine -> controller -> client: output as written */
+	MSG_WHERE,     /* controller -> engine: report where the main thread is */
 	MSG_ACCEPTED,  /* controller -> client: a streaming request's job id
 			  and target count, sent before any reply */
 	MSG_TYPE_MAX

@@ -67,6 +67,7 @@ struct job {
 	bool inbound_stream;   /* the client's chunks are still arriving */
 	bool stream;           /* the client wants output as it is written */
 	bool interrupt_late;   /* on timeout, interrupt the late engines */
+	bool side;             /* 'where': answered beside any running task */
 	char *op, *code;       /* for listings: the operation, code summary */
 	char *spec;            /* the targets, compact ("0-3") */
 	double started;

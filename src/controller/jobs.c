@@ -174,7 +174,7 @@ job_maybe_done(struct job *j)
 		msg_set_int(&m, F_JOBID, (int64_t)j->id);
 		conn_send(j->client->conn, &m, NULL);
 	}
-	if (j->op != NULL && strcmp(j->op, "interrupt") != 0)
+	if (j->op != NULL && strcmp(j->op, "interrupt") != 0 && !j->side)
 		finished_add(j);
 	job_free(j);
 }
@@ -283,6 +283,36 @@ jobs_interrupt(struct job *j)
 	job_maybe_done(j);
 }
 
+/* A 'where' job: each live target's I/O thread answers at once with the
+ * stack of its main thread, busy or not; no task is queued. */
+static void
+jobs_where(struct job *j, double timeout)
+{
+	struct timeval tv;
+	struct msg w;
+
+	j->side = true;
+	msg_init(&w, MSG_WHERE);
+	msg_set_int(&w, F_ID, (int64_t)j->id);
+	for (size_t i = 0; i < j->ntargets; i++) {
+		struct job_target *t = &j->targets[i];
+		struct engine *e = registry_get(t->engine);
+
+		if (e->state == ENGINE_DEAD || e->peer == NULL ||
+		    conn_send(e->peer->conn, &w, NULL) < 0)
+			job_answer(j, t, "dead", "EngineDead",
+				   "the engine is dead");
+	}
+	if (j->npending > 0 && timeout > 0) {
+		tv.tv_sec = (time_t)timeout;
+		tv.tv_usec = (suseconds_t)((timeout - (double)tv.tv_sec) * 1e6);
+		j->timer = evtimer_new(jobs_base, job_timeout_cb, j);
+		if (j->timer != NULL)
+			evtimer_add(j->timer, &tv);
+	}
+	job_maybe_done(j);
+}
+
 /* Forward a line of live output to a client that asked for it. */
 void
 jobs_engine_stream(struct engine *e, struct msg *m)
@@ -322,7 +352,7 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 				"controller's limit of %llu (--max-payload)",
 				(unsigned long long)plen,
 				(unsigned long long)jobs_max_value), -1;
-	if (str_eq(m->op, "interrupt")) {
+	if (str_eq(m->op, "interrupt") || str_eq(m->op, "where")) {
 		return 0;
 	} else if (str_eq(m->op, "execute")) {
 		if (!msg_has(m, F_CODE))
@@ -455,7 +485,8 @@ jobs_list(struct peer *client, struct msg *m)
 		n++;
 	}
 	TAILQ_FOREACH(j, &jobs, entry) {
-		if (j->op == NULL || strcmp(j->op, "interrupt") == 0)
+		if (j->op == NULL || strcmp(j->op, "interrupt") == 0 ||
+		    j->side)
 			continue;
 		if (n == cap)
 			list = xrealloc(list, (cap *= 2) * sizeof(*list));
@@ -579,6 +610,10 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		jobs_interrupt(j);
 		return;
 	}
+	if (str_eq(m->op, "where")) {
+		jobs_where(j, msg_has(m, F_TIMEOUT) ? m->timeout : 5.0);
+		return;
+	}
 	if (j->stream) {
 		struct msg acc;
 
@@ -694,7 +729,8 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 	struct job *j = job_find((uint64_t)m->id);
 	struct job_target *t;
 
-	if (e->ntasks > 0 && --e->ntasks == 0)
+	/* A 'where' answer is not the end of a task. */
+	if ((j == NULL || !j->side) && e->ntasks > 0 && --e->ntasks == 0)
 		e->state = ENGINE_IDLE;
 	if (j == NULL || (t = job_target(j, e->id)) == NULL || !t->pending) {
 		log_debug("late reply from engine %lld for task %lld dropped",

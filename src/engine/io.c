@@ -16,6 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <execinfo.h>
+#include <fcntl.h>
+
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -65,6 +68,12 @@ static struct {
 	bool registered, failed, stopping;
 	int64_t id;
 	uint64_t current;   /* task the main thread runs (atomic), 0 if none */
+	pthread_t main_thread;
+	int where_rd;       /* the main thread's stack dumps arrive here */
+	struct event *where_ev;
+	struct evbuffer *where_buf;
+	uint64_t where_ids[16]; /* 'where' requests waiting for the dump */
+	int nwhere;
 	double heartbeat;   /* the controller's ping period */
 	int tolerance;      /* pings missed before it counts as gone */
 	double last_heard;  /* monotonic time of its last message */
@@ -285,6 +294,214 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 static void on_lost(struct conn *c, const char *reason, void *arg);
 static void watch_start(double period, int tolerance);
 
+/* 'cohort where': the I/O thread signals the main thread (SIGUSR2), whose
+ * handler writes its C backtrace and the kernel's stack (async-signal-
+ * safe: backtrace_symbols_fd, CPython's faulthandler dump) into a pipe,
+ * ended by a NUL; this thread reads it and answers with a one-line
+ * summary. It works wherever the main thread is, MPI calls included. */
+static int where_wr = -1;
+static const struct kernel_ops *where_kernel;
+
+static void
+where_handler(int sig)
+{
+	void *frames[64];
+	int saved = errno, n = backtrace(frames, 64);
+
+	(void)sig;
+	backtrace_symbols_fd(frames, n, where_wr);
+	if (write(where_wr, "\x1e", 1) < 0) {
+		/* nothing to do in a handler */
+	}
+	if (where_kernel != NULL && where_kernel->where != NULL)
+		where_kernel->where(where_wr);
+	if (write(where_wr, "", 1) < 0) {
+		/* nothing to do in a handler */
+	}
+	errno = saved;
+}
+
+/* The symbol of a backtrace_symbols line ("lib.so(NAME+0x1f)[0x..]"). */
+static size_t
+frame_name(const char *line, size_t len, const char **name)
+{
+	const char *open = memchr(line, '(', len), *end;
+
+	if (open == NULL)
+		return 0;
+	for (end = open + 1; end < line + len && *end != '+' && *end != ')';
+	     end++)
+		;
+	*name = open + 1;
+	return (size_t)(end - open - 1);
+}
+
+/* "in MPI_Barrier <- psum (psum.py:6) <- <cell>" from a raw dump. */
+static char *
+where_summary(const char *dump, size_t len)
+{
+	const char *sep = memchr(dump, '\x1e', len), *p, *end, *name;
+	const char *cname = NULL, *mpiname = NULL;
+	size_t clen = 0, mpilen = 0, n;
+	int frame = 0;
+	struct evbuffer *out = evbuffer_new();
+	char *text;
+
+	if (sep == NULL)
+		sep = dump + len;
+	for (p = dump; p < sep; p = end + 1) {
+		end = memchr(p, '\n', (size_t)(sep - p));
+		if (end == NULL)
+			end = sep;
+		n = frame_name(p, (size_t)(end - p), &name);
+		/* Frame 0 is the handler, 1 the kernel's signal trampoline. */
+		if (frame++ < 2 || n == 0)
+			continue;
+		if (cname == NULL) {
+			cname = name;
+			clen = n;
+		}
+		/* The outermost MPI frame names the call the user made. */
+		if ((n > 4 && memcmp(name, "MPI_", 4) == 0) ||
+		    (n > 5 && memcmp(name, "PMPI_", 5) == 0)) {
+			mpiname = name;
+			mpilen = n;
+		}
+	}
+	if (mpiname != NULL)
+		evbuffer_add_printf(out, "in %.*s", (int)mpilen, mpiname);
+	else if (cname != NULL)
+		evbuffer_add_printf(out, "in %.*s", (int)clen, cname);
+	else
+		evbuffer_add_printf(out, "in ?");
+	/* faulthandler lines: '  File "psum.py", line 6 in psum' */
+	for (p = sep + (sep < dump + len); p < dump + len; p = end + 1) {
+		const char *q, *file, *fend, *func;
+		int line = 0;
+
+		end = memchr(p, '\n', (size_t)(dump + len - p));
+		if (end == NULL)
+			end = dump + len;
+		q = memmem(p, (size_t)(end - p), "File \"", 6);
+		if (q == NULL)
+			continue;
+		file = q + 6;
+		fend = memchr(file, '"', (size_t)(end - file));
+		if (fend == NULL)
+			continue;
+		q = memmem(fend, (size_t)(end - fend), ", line ", 7);
+		if (q != NULL)
+			line = atoi(q + 7);
+		func = memmem(fend, (size_t)(end - fend), " in ", 4);
+		func = func ? func + 4 : "?";
+		for (q = fend; q > file && q[-1] != '/'; q--)
+			;
+		if (fend - q >= 14 && memcmp(q, "<cohort-kernel", 14) == 0)
+			continue; /* the kernel's own helper */
+		if (fend - q >= 5 && memcmp(q, "<cell", 5) == 0) {
+			if (end - func == 8 && memcmp(func, "<module>", 8) == 0)
+				evbuffer_add_printf(out, " <- <cell>");
+			else
+				evbuffer_add_printf(out, " <- %.*s (<cell>:%d)",
+						    (int)(end - func), func,
+						    line);
+		} else {
+			evbuffer_add_printf(out, " <- %.*s (%.*s:%d)",
+					    (int)(end - func), func,
+					    (int)(fend - q), q, line);
+		}
+	}
+	n = evbuffer_get_length(out);
+	text = xmalloc(n + 1);
+	evbuffer_remove(out, text, n);
+	text[n] = '\0';
+	evbuffer_free(out);
+	/* Waiting for the next task, no Python frame: say so plainly. */
+	if (strcmp(text, "in pthread_cond_wait") == 0) {
+		free(text);
+		text = xstrdup("idle");
+	}
+	return text;
+}
+
+static void
+where_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[8192];
+	ssize_t n;
+
+	(void)what;
+	(void)arg;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		evbuffer_add(io.where_buf, buf, (size_t)n);
+	for (;;) {
+		struct evbuffer_ptr at = evbuffer_search(io.where_buf, "", 1,
+							 NULL);
+		size_t len;
+		char *dump, *summary;
+
+		if (at.pos < 0)
+			break;
+		len = (size_t)at.pos;
+		dump = xmalloc(len + 1);
+		evbuffer_remove(io.where_buf, dump, len);
+		evbuffer_drain(io.where_buf, 1);
+		dump[len] = '\0';
+		summary = where_summary(dump, len);
+		for (int i = 0; i < io.nwhere && io.conn != NULL; i++) {
+			struct msg m;
+
+			msg_init(&m, MSG_REPLY);
+			msg_set_int(&m, F_ID, (int64_t)io.where_ids[i]);
+			msg_set_str(&m, F_STATUS, "ok");
+			msg_set_str(&m, F_RESULT, summary);
+			msg_set_str(&m, F_STDOUT, dump);
+			conn_send(io.conn, &m, NULL);
+		}
+		io.nwhere = 0;
+		free(summary);
+		free(dump);
+	}
+}
+
+static void
+where_request(uint64_t id)
+{
+	if (io.nwhere == (int)(sizeof(io.where_ids) / sizeof(io.where_ids[0])))
+		return;
+	io.where_ids[io.nwhere++] = id;
+	if (io.nwhere == 1)
+		pthread_kill(io.main_thread, SIGUSR2);
+}
+
+/* Set up the pipe and handler for 'where' (on the main thread). */
+static int
+where_setup(const struct kernel_ops *kernel, struct cohort_error *err)
+{
+	struct sigaction sa;
+	void *warm[4];
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return errprintf(err, "cannot create the where pipe: %m");
+	(void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+	if (fd_set_nonblock(fds[0]) < 0)
+		return errprintf(err, "cannot set up the where pipe");
+	io.where_rd = fds[0];
+	where_wr = fds[1];
+	where_kernel = kernel;
+	/* backtrace() loads libgcc on first use: not in a handler. */
+	(void)backtrace(warm, 4);
+	io.main_thread = pthread_self();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = where_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR2, &sa, NULL) < 0)
+		return errprintf(err, "cannot install the where handler: %m");
+	return 0;
+}
+
 static void
 on_ready(struct conn *c, void *arg)
 {
@@ -456,6 +673,9 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 		log_info("interrupt requested");
 		io.kernel->interrupt();
 		break;
+	case MSG_WHERE:
+		where_request((uint64_t)m->id);
+		break;
 	case MSG_PING: {
 		struct msg pong;
 
@@ -572,6 +792,14 @@ io_start(const struct cohort_conninfo *ci, const struct engine_identity *who,
 		return -1;
 	io.out.name = "stdout";
 	io.err.name = "stderr";
+	if (where_setup(kernel, err) < 0)
+		return -1;
+	io.where_buf = evbuffer_new();
+	io.where_ev = event_new(io.base, io.where_rd, EV_READ | EV_PERSIST,
+				where_read_cb, NULL);
+	if (io.where_buf == NULL || io.where_ev == NULL ||
+	    event_add(io.where_ev, NULL) < 0)
+		return errprintf(err, "cannot watch the where pipe");
 	if (stream_init(&io.out, out_rd, err) < 0 ||
 	    stream_init(&io.err, err_rd, err) < 0)
 		return -1;
@@ -675,6 +903,10 @@ io_stop(void)
 		event_free(io.grace_ev);
 	if (io.watch_ev != NULL)
 		event_free(io.watch_ev);
+	if (io.where_ev != NULL)
+		event_free(io.where_ev);
+	if (io.where_buf != NULL)
+		evbuffer_free(io.where_buf);
 	event_free(io.out.ev);
 	event_free(io.err.ev);
 	evbuffer_free(io.out.buf);

@@ -149,6 +149,10 @@ static const char *const helper_names[H_COUNT] = {
 };
 
 static PyThreadState *main_tstate; /* saved between calls; NULL if down */
+static PyThreadState *where_tstate; /* the main thread's, for python_where */
+
+/* CPython's own faulthandler dump: async-signal-safe, needs no GIL. */
+extern void _Py_DumpTraceback(int fd, PyThreadState *tstate);
 static PyObject *main_ns;          /* __main__.__dict__ */
 static PyObject *helper_ns;
 static PyObject *helper[H_COUNT];
@@ -888,6 +892,7 @@ python_init(const char *argv0, struct cohort_error *err)
 	main_thread = pthread_self();
 	kernel_up = 1;
 	main_tstate = PyEval_SaveThread();
+	where_tstate = main_tstate;
 	return 0;
 error:
 	init_error(err, "cannot start the interpreter");
@@ -1035,6 +1040,14 @@ python_finalize(void)
 }
 
 /* The Python kernel: CPython embedded in the engine process. */
+/* Dump the main thread's Python stack (from a signal handler). */
+static void
+python_where(int fd)
+{
+	if (where_tstate != NULL)
+		_Py_DumpTraceback(fd, where_tstate);
+}
+
 const struct kernel_ops kernel_python = {
     .name = "python",
     .init = python_init,
@@ -1043,5 +1056,6 @@ const struct kernel_ops kernel_python = {
     .pull = python_pull,
     .flush = python_flush,
     .interrupt = python_interrupt,
+    .where = python_where,
     .finalize = python_finalize,
 };
