@@ -73,6 +73,9 @@ void px_replies_sort(struct px_reply *r, size_t n);
  * prints replies that show the same thing once, with their engine set. */
 void output_px_text(const struct px_reply *r, size_t n, bool with_output,
 		    bool collapse);
+/* Print plain-text results once per distinct value ("[0-3] idle"), then
+ * the failures. */
+void output_grouped(const struct px_reply *r, size_t n);
 /* A cohort_stream_fn printing live output line by line. */
 void stream_print(int64_t engine, const char *name, const char *text,
 		  size_t len, void *arg);

@@ -68,11 +68,7 @@ cmd_interrupt_exec(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_error("%s", err.text);
 	}
 	px_replies_sort(col.r, col.n);
-	for (size_t i = 0; i < col.n; i++)
-		if (col.r[i].result != NULL)
-			printf("[%lld] %s\n", (long long)col.r[i].engine,
-			       col.r[i].result);
-	output_failures(col.r, col.n);
+	output_grouped(col.r, col.n);
 	collect_clear(&col);
 	return rc == 0 ? 0 : 1;
 }

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "targets.h"
-#include "util.h"
 
 static int cmd_where_exec(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -48,9 +46,6 @@ cmd_where_exec(struct cli_ctx *ctx, int argc, char **argv)
 	struct cohort_client *c;
 	struct cohort_error err;
 	int ch, rc, verbose = 0, json = 0;
-	int64_t *ids;
-	bool *done;
-	char who[256];
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:vh", opts, NULL)) != -1) {
@@ -91,32 +86,13 @@ cmd_where_exec(struct cli_ctx *ctx, int argc, char **argv)
 		collect_clear(&col);
 		return rc == 0 ? 0 : 1;
 	}
-	ids = xcalloc(col.n ? col.n : 1, sizeof(int64_t));
-	done = xcalloc(col.n ? col.n : 1, sizeof(bool));
-	for (size_t i = 0; i < col.n; i++) {
-		size_t k = 0;
-
-		if (done[i] || col.r[i].result == NULL)
-			continue;
-		for (size_t j = i; j < col.n; j++) {
-			if (done[j] || col.r[j].result == NULL ||
-			    strcmp(col.r[i].result, col.r[j].result) != 0)
-				continue;
-			done[j] = true;
-			ids[k++] = col.r[j].engine;
-		}
-		targets_format(ids, k, who, sizeof(who));
-		printf("[%s] %s\n", who, col.r[i].result);
-	}
-	output_failures(col.r, col.n);
+	output_grouped(col.r, col.n);
 	if (verbose)
 		for (size_t i = 0; i < col.n; i++)
 			if (col.r[i].out[0] != '\0')
 				printf("---- engine %lld ----\n%s\n",
 				       (long long)col.r[i].engine,
 				       col.r[i].out);
-	free(ids);
-	free(done);
 	collect_clear(&col);
 	return rc == 0 ? 0 : 1;
 }

@@ -245,6 +245,36 @@ output_px_text(const struct px_reply *r, size_t n, bool with_output,
 	fflush(stdout);
 }
 
+/* Print "[ids] result" once per distinct result, engines in order, then
+ * the failures: for answers that are plain text (where, interrupt). */
+void
+output_grouped(const struct px_reply *r, size_t n)
+{
+	int64_t *ids = xcalloc(n ? n : 1, sizeof(int64_t));
+	bool *done = xcalloc(n ? n : 1, sizeof(bool));
+	char who[256];
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		if (done[i] || r[i].result == NULL)
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (done[j] || r[j].result == NULL ||
+			    strcmp(r[i].result, r[j].result) != 0)
+				continue;
+			done[j] = true;
+			ids[k++] = r[j].engine;
+		}
+		targets_format(ids, k, who, sizeof(who));
+		printf("[%s] %s\n", who, r[i].result);
+	}
+	output_failures(r, n);
+	free(ids);
+	free(done);
+	fflush(stdout);
+}
+
 /* Live output: complete lines print at once with their engine prefix;
  * a partial line waits for its end (or for stream_flush()). */
 struct live_line {
