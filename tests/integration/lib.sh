@@ -172,3 +172,23 @@ start_engines() {
 json_get() {
 	$PYTHON -c "import json, sys; d = json.load(sys.stdin); print($1)"
 }
+
+# wait_pid SECONDS PID: wait for a background job; its exit status lands
+# in $wrc, or "timeout" (and the job is killed) if it outlives SECONDS.
+wrc=
+wait_pid() {
+	local secs=$1 pid=$2 i
+	for ((i = 0; i < secs * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill_tree "$pid" KILL
+		wait "$pid" 2>/dev/null
+		wrc=timeout
+		return 1
+	fi
+	wait "$pid"
+	wrc=$?
+	return 0
+}

@@ -13,26 +13,6 @@ now() { date +%s.%N; }
 sub() { $PYTHON -c "print('%.3f' % ($1 - $2))"; }
 less() { $PYTHON -c "import sys; sys.exit(not ($1 < $2))"; }
 
-# wait_pid SECS PID: wait for a background process to exit; its status is
-# left in $wrc. Kills it (and fails) if it is still running after SECS.
-wrc=
-wait_pid() {
-	local secs=$1 pid=$2 i
-	for ((i = 0; i < secs * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill_tree "$pid" KILL
-		wait "$pid" 2>/dev/null
-		wrc=timeout
-		return 1
-	fi
-	wait "$pid"
-	wrc=$?
-	return 0
-}
-
 # Each engine (collapsed or not) reports KeyboardInterrupt.
 all_keyboard_interrupt() {
 	local text=$1

@@ -36,24 +36,6 @@ wait_gone() {
 	echo timeout
 	return 1
 }
-# wait_pid SECS PID: wait for a background child; status in $wrc.
-wrc=
-wait_pid() {
-	local secs=$1 pid=$2 i
-	for ((i = 0; i < secs * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill_tree "$pid" KILL
-		wait "$pid" 2>/dev/null
-		wrc=timeout
-		return 1
-	fi
-	wait "$pid"
-	wrc=$?
-	return 0
-}
 # Engine processes of this test (by their COHORT_DIR), zombies excepted.
 my_engines() {
 	local d pid
