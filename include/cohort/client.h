@@ -28,6 +28,9 @@ struct cohort_reply {
 	int64_t engine;          /* engine id */
 	int64_t rank;            /* MPI rank of the engine */
 	const char *status;      /* "ok", "error", "dead" or "timeout" */
+	const char *escalation;  /* late engines: the last step of an
+				    escalating timeout sent to it
+				    ("interrupt", "term", "kill"), or NULL */
 	const char *out;         /* captured stdout ("" if none) */
 	const char *err;         /* captured stderr ("" if none) */
 	const char *result;      /* repr of a trailing expression, or NULL */
@@ -61,6 +64,19 @@ struct cohort_request {
 	 * the request does not target (the engines' guard refuses them by
 	 * default, since they would wait for ever). */
 	int allow_partial_collectives;
+	/* What to do with engines still running at the timeout: NULL or ""
+	 * (nothing: their code runs on), "interrupt", "term" or "kill".
+	 * Each step is taken in turn, grace seconds apart (default 2), on
+	 * the engines still running: interrupt, then SIGTERM, then SIGKILL.
+	 * interrupt_on_timeout is the same as "interrupt". */
+	const char *on_timeout;
+	double grace;
+	/* Data movement over MPI among the engines of one job (op "bcast",
+	 * "move", "allgather", "redistribute"; name is the value): root is
+	 * the source engine of bcast and move (move's one target receives);
+	 * as, if set, the name to bind (move, allgather). */
+	int64_t root;
+	const char *as;
 };
 
 /* One job in the controller's table. */

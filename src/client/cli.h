@@ -46,6 +46,7 @@ struct cohort_client *cli_connect(struct cli_ctx *ctx);
 struct px_reply {
 	int64_t engine, rank;
 	char *status, *out, *err, *result, *ename, *evalue, *traceback;
+	char *escalation; /* a late engine's last timeout step, or NULL */
 	int64_t count;
 	double elapsed;
 	void *data; /* pull: the encoded value, or NULL */

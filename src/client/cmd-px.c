@@ -13,16 +13,23 @@ static int cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv);
 const struct cmd_entry cmd_px_entry = {
 	.name = "px",
 	.alias = "execute",
-	.usage = "[--targets T] [--timeout S] [--interrupt-on-timeout] [--json]\n"
-		 "                 [--no-stream] [--no-collapse] [--nonblock]\n"
+	.usage = "[--targets T] [--timeout S] [--on-timeout interrupt|term|kill]\n"
+		 "                 [--grace S] [--json] [--no-stream] [--no-collapse]\n"
+		 "                 [--nonblock]\n"
 		 "                 [--allow-partial-collectives] CODE",
 	.summary = "run code on engines and print each engine's output",
 	.help =
 	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"
 	"  --timeout S       give up on engines still running after S seconds\n"
 	"                    (they are reported as 'timeout'; their code runs on)\n"
+	"  --on-timeout STEP what to do with engines still running at the\n"
+	"                    timeout, in escalating steps --grace apart:\n"
+	"                    interrupt (KeyboardInterrupt), term (then SIGTERM\n"
+	"                    to the engine process), kill (then SIGKILL); each\n"
+	"                    late engine's report says which step ended it\n"
+	"  --grace S         seconds between the steps (default 2)\n"
 	"  --interrupt-on-timeout\n"
-	"                    also interrupt the late engines' code at the timeout\n"
+	"                    the same as --on-timeout interrupt\n"
 	"  --json            print one JSON document instead of text\n"
 	"  --no-stream       print output at the end, not as it is written\n"
 	"  --no-collapse     print every engine separately, even when they agree\n"
@@ -76,6 +83,8 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		{ "no-stream", no_argument, NULL, 'S' },
 		{ "no-collapse", no_argument, NULL, 'C' },
 		{ "interrupt-on-timeout", no_argument, NULL, 'I' },
+		{ "on-timeout", required_argument, NULL, 'O' },
+		{ "grace", required_argument, NULL, 'G' },
 		{ "nonblock", no_argument, NULL, 'N' },
 		{ "allow-partial-collectives", no_argument, NULL, 'P' },
 		{ "profile", required_argument, NULL, 'p' },
@@ -114,6 +123,23 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 		case 'I':
 			rq.interrupt_on_timeout = 1;
 			break;
+		case 'O':
+			if (strcmp(optarg, "interrupt") != 0 &&
+			    strcmp(optarg, "term") != 0 &&
+			    strcmp(optarg, "kill") != 0)
+				return cli_usage_error(&cmd_px_entry,
+						       "bad --on-timeout '%s' "
+						       "(interrupt, term or "
+						       "kill)", optarg);
+			rq.on_timeout = optarg;
+			break;
+		case 'G':
+			rq.grace = strtod(optarg, &end);
+			if (*end != '\0' || !(rq.grace > 0 && rq.grace < 1e6))
+				return cli_usage_error(&cmd_px_entry,
+						       "bad --grace '%s'",
+						       optarg);
+			break;
 		case 'N':
 			rq.nonblock = 1;
 			break;
@@ -133,6 +159,11 @@ cmd_px_exec(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(&cmd_px_entry, "expected one CODE "
 				       "argument");
+	if ((rq.on_timeout != NULL || rq.interrupt_on_timeout ||
+	     rq.grace > 0) && !(rq.timeout > 0))
+		return cli_usage_error(&cmd_px_entry, "--on-timeout, "
+				       "--interrupt-on-timeout and --grace "
+				       "need --timeout");
 	if (strcmp(argv[optind], "-") == 0)
 		code = read_all(stdin);
 	rq.code = code ? code : argv[optind];

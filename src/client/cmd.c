@@ -6,13 +6,17 @@
 
 #include "cli.h"
 
+extern const struct cmd_entry cmd_allgather_entry;
+extern const struct cmd_entry cmd_bcast_entry;
 extern const struct cmd_entry cmd_cluster_entry;
 extern const struct cmd_entry cmd_gather_entry;
 extern const struct cmd_entry cmd_interrupt_entry;
 extern const struct cmd_entry cmd_jobs_entry;
+extern const struct cmd_entry cmd_move_entry;
 extern const struct cmd_entry cmd_pull_entry;
 extern const struct cmd_entry cmd_push_entry;
 extern const struct cmd_entry cmd_px_entry;
+extern const struct cmd_entry cmd_redistribute_entry;
 extern const struct cmd_entry cmd_result_entry;
 extern const struct cmd_entry cmd_scatter_entry;
 extern const struct cmd_entry cmd_shell_entry;
@@ -20,14 +24,18 @@ extern const struct cmd_entry cmd_engines_entry;
 extern const struct cmd_entry cmd_where_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
+	&cmd_allgather_entry,
+	&cmd_bcast_entry,
 	&cmd_cluster_entry,
 	&cmd_engines_entry,
 	&cmd_gather_entry,
 	&cmd_interrupt_entry,
 	&cmd_jobs_entry,
+	&cmd_move_entry,
 	&cmd_pull_entry,
 	&cmd_push_entry,
 	&cmd_px_entry,
+	&cmd_redistribute_entry,
 	&cmd_result_entry,
 	&cmd_scatter_entry,
 	&cmd_shell_entry,

@@ -30,6 +30,7 @@ px_reply_copy(struct px_reply *dst, const struct cohort_reply *src)
 	dst->ename = dup_or_null(src->ename);
 	dst->evalue = dup_or_null(src->evalue);
 	dst->traceback = dup_or_null(src->traceback);
+	dst->escalation = dup_or_null(src->escalation);
 	dst->count = src->execution_count;
 	dst->elapsed = src->elapsed;
 	dst->data = NULL;
@@ -75,6 +76,7 @@ px_reply_clear(struct px_reply *r)
 	free(r->ename);
 	free(r->evalue);
 	free(r->traceback);
+	free(r->escalation);
 	free(r->data);
 	memset(r, 0, sizeof(*r));
 }
@@ -162,7 +164,9 @@ static char *
 reply_key(const struct px_reply *r, bool with_output)
 {
 	char *tb = without_cell_numbers(r->traceback ? r->traceback : "");
-	char *key = xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s",
+	char *key = xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s"
+			      "\x1f%s",
+			      r->escalation ? r->escalation : "",
 			      r->status, with_output ? r->out : "",
 			      with_output ? r->err : "",
 			      r->result ? r->result : "\x1e",
@@ -193,6 +197,11 @@ print_one(const struct px_reply *r, const char *who, bool with_output,
 		       (long long)r->count, C_OFF, r->result);
 	else if (r->result != NULL)
 		printf("%s[%s] Out:%s %s\n", C_GREEN, who, C_OFF, r->result);
+	if (r->escalation != NULL && strcmp(r->status, "timeout") != 0)
+		printf("%s[%s] timed out:%s answered after the %s\n", C_RED,
+		       who, C_OFF, strcmp(r->escalation, "interrupt") == 0
+		       ? "interrupt" : strcmp(r->escalation, "term") == 0
+		       ? "SIGTERM" : "SIGKILL");
 	if (strcmp(r->status, "ok") == 0)
 		return;
 	if (strcmp(r->status, "error") == 0) {
@@ -471,6 +480,8 @@ output_reply_json(const struct px_reply *r)
 			      "execution_count", (json_int_t)r->count,
 			      "elapsed", r->elapsed);
 
+	json_object_set_new(e, "escalation", r->escalation
+			    ? json_string(r->escalation) : json_null());
 	if (strcmp(r->status, "ok") != 0)
 		json_object_set_new(e, "error", json_pack(
 			"{s:o, s:o, s:o}",

@@ -164,7 +164,10 @@ deliver_reply(struct cohort_client *c, struct msg *m, const void *bytes,
 	struct cohort_reply r = { 0 };
 	char *status = str_dup(m->status), *out = str_dup(m->out);
 	char *err = str_dup(m->err), *result = NULL, *ename = NULL;
-	char *evalue = NULL, *tb = NULL;
+	char *evalue = NULL, *tb = NULL, *esc = NULL;
+
+	if (msg_has(m, F_ESCALATION))
+		esc = str_dup(m->escalation);
 	if (msg_has(m, F_RESULT))
 		result = str_dup(m->result);
 	if (msg_has(m, F_ENAME))
@@ -178,6 +181,7 @@ deliver_reply(struct cohort_client *c, struct msg *m, const void *bytes,
 	r.engine = m->engine;
 	r.rank = m->rank;
 	r.status = status;
+	r.escalation = esc;
 	r.out = out;
 	r.err = err;
 	r.result = result;
@@ -198,6 +202,7 @@ deliver_reply(struct cohort_client *c, struct msg *m, const void *bytes,
 	free(ename);
 	free(evalue);
 	free(tb);
+	free(esc);
 }
 
 static void
@@ -677,8 +682,16 @@ cohort_request(struct cohort_client *c, const struct cohort_request *rq,
 		msg_set_str(&m, F_NAME, rq->name);
 	if (rq->timeout > 0)
 		msg_set_double(&m, F_TIMEOUT, rq->timeout);
-	if (rq->interrupt_on_timeout)
+	if (rq->on_timeout != NULL && rq->on_timeout[0] != '\0')
+		msg_set_str(&m, F_ONTIMEOUT, rq->on_timeout);
+	else if (rq->interrupt_on_timeout)
 		msg_set_str(&m, F_ONTIMEOUT, "interrupt");
+	if (rq->grace > 0)
+		msg_set_double(&m, F_GRACE, rq->grace);
+	if (strcmp(rq->op, "bcast") == 0 || strcmp(rq->op, "move") == 0)
+		msg_set_int(&m, F_ROOT, rq->root);
+	if (rq->as != NULL)
+		msg_set_str(&m, F_AS, rq->as);
 	if (rq->nonblock)
 		msg_set_int(&m, F_NONBLOCK, 1);
 	if (rq->allow_partial_collectives)

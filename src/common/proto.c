@@ -19,6 +19,8 @@ struct field {
 #define FLD(k, t, member) { k, t, offsetof(struct msg, member) }
 
 /* Indexed by enum msg_field. */
+_Static_assert(F_FIELD_MAX <= 64, "msg.has is a 64-bit mask");
+
 static const struct field fields[F_FIELD_MAX] = {
 	[F_VERSION] = FLD("v", FT_INT, version),
 	[F_ID] = FLD("id", FT_INT, id),
@@ -63,6 +65,10 @@ static const struct field fields[F_FIELD_MAX] = {
 	[F_JOBID] = FLD("jobid", FT_INT, jobid),
 	[F_NONBLOCK] = FLD("nonblock", FT_INT, nonblock),
 	[F_JOBS] = FLD("jobs", FT_JOBS, jobs),
+	[F_ROOT] = FLD("root", FT_INT, root),
+	[F_AS] = FLD("as", FT_STR, as),
+	[F_GRACE] = FLD("grace", FT_DOUBLE, grace),
+	[F_ESCALATION] = FLD("escalation", FT_STR, escalation),
 };
 
 #define BIT(f) (1ull << (f))
@@ -86,6 +92,7 @@ static const struct {
 	[MSG_STREAM] = { "stream", BIT(F_ID) | BIT(F_NAME) | BIT(F_TEXT) },
 	[MSG_ACCEPTED] = { "accepted", BIT(F_ID) | BIT(F_NTARGETS) },
 	[MSG_WHERE] = { "where", BIT(F_ID) },
+	[MSG_SIGNAL] = { "signal", BIT(F_NAME) },
 };
 
 /* Listing entries (engines, jobs) are maps described by these tables. */

@@ -42,6 +42,8 @@ enum msg_type {
 	MSG_WHERE,     /* controller -> engine: report where the main thread is */
 	MSG_ACCEPTED,  /* controller -> client: a streaming request's job id
 			  and target count, sent before any reply */
+	MSG_SIGNAL,    /* controller -> engine: end the process (name "term"
+			  sends itself SIGTERM, "kill" SIGKILL) */
 	MSG_TYPE_MAX
 };
 
@@ -95,6 +97,13 @@ enum msg_field {
 				       all of them) */
 	F_PARTIAL,  /* "partial"   int   request/task: 1 allows collectives on
 				       communicators with untargeted ranks */
+	F_ROOT,     /* "root"      int   bcast: the source engine; task: its
+				       rank; move: the receiving engine/rank */
+	F_AS,       /* "as"        str   move, allgather: the name to bind */
+	F_GRACE,    /* "grace"     float request: seconds between the steps
+				       of an escalating timeout */
+	F_ESCALATION,/* "escalation" str reply: what a late engine was sent
+				       (interrupt, term, kill) */
 	F_FIELD_MAX
 };
 
@@ -126,8 +135,9 @@ struct msg {
 
 	int64_t version, id, engine, rank, size, pid, count, ntargets, nfailed;
 	int64_t chunked, last, stream, tolerance, jobid, nonblock, partial;
-	double heartbeat;
-	struct str text, on_timeout;
+	int64_t root;
+	double heartbeat, grace;
+	struct str text, on_timeout, as, escalation;
 	double timeout, elapsed, uptime;
 	struct str role, op, code, name, host, kernel, job, state, status;
 	struct str out, err, result, ename, evalue, traceback, message;

@@ -23,6 +23,7 @@
 
 #define MAX_DEPTH 64         /* nesting of lists, dicts and arrays */
 #define MAX_NDIM 64          /* dimensions of an array, as in numpy 2 */
+_Static_assert(MAX_NDIM == VALUE_MAX_NDIM, "value.h agrees");
 #define MAX_DIM (1ULL << 62) /* one dimension of an array */
 #define NPY_MAX_HEADER (1u << 20)
 #define ELIDE 3                   /* items shown at each end of a long list */
@@ -802,6 +803,49 @@ nd_pack_head(msgpack_packer *pk, const struct dtype *dt, unsigned ndim,
 		rc = errprintf(err, "out of memory");
 	msgpack_sbuffer_destroy(&hs);
 	return rc;
+}
+
+/* An ndarray value's dtype, shape and elements, for the engines' data
+ * movement (which cuts and joins arrays without decoding them). */
+int
+value_array_open(const void *data, size_t len, struct value_array *a,
+                 struct cohort_error *err)
+{
+	struct cohort_error e;
+	struct item it;
+	struct nd nd;
+	struct rd rd;
+
+	if (value_open(data, len, &rd, &e) < 0 || read_item(&rd, &it, &e) < 0)
+		return errprintf(err, "malformed value: %s", e.text);
+	if (!is_nd(&it))
+		return 0;
+	if (nd_parse(&it, &nd, &e) < 0)
+		return errprintf(err, "malformed value: %s", e.text);
+	a->descr = nd.dt->descr;
+	a->name = nd.dt->name;
+	a->itemsize = nd.dt->size;
+	a->ndim = nd.ndim;
+	memcpy(a->shape, nd.shape, nd.ndim * sizeof(uint64_t));
+	a->data = nd.data;
+	a->nbytes = nd.nbytes;
+	return 1;
+}
+
+int
+value_array_head(msgpack_sbuffer *out, const char *descr, unsigned ndim,
+                 const uint64_t *shape, struct cohort_error *err)
+{
+	const struct dtype *dt = dtype_find(descr, strlen(descr));
+	uint64_t count, nbytes;
+	msgpack_packer pk;
+
+	if (dt == NULL || ndim > MAX_NDIM)
+		return errprintf(err, "bad array dtype or rank");
+	if (shape_size(dt, ndim, shape, &count, &nbytes) < 0)
+		return errprintf(err, "array shape is too large");
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	return nd_pack_head(&pk, dt, ndim, shape, nbytes, err);
 }
 
 /* Make room for n more bytes at the end of sb without copying them. */

@@ -57,6 +57,29 @@ int value_split(const void *data, size_t len, size_t n,
 int value_concat(const void *const *data, const size_t *len, size_t n,
 		 msgpack_sbuffer *out, struct cohort_error *err);
 
+/* An n-dimensional array value as value_array_open() finds it. */
+#define VALUE_MAX_NDIM 64
+struct value_array {
+	const char *descr; /* numpy descr, e.g. "<f8" */
+	const char *name;  /* dtype name, e.g. "float64" */
+	unsigned itemsize;
+	unsigned ndim;
+	uint64_t shape[VALUE_MAX_NDIM];
+	const uint8_t *data; /* the raw elements, inside the value */
+	size_t nbytes;
+};
+
+/* 1 and a filled in if data is one ndarray value; 0 if it is one value of
+ * another kind; -1 with err if it is malformed. */
+int value_array_open(const void *data, size_t len, struct value_array *a,
+		     struct cohort_error *err);
+
+/* Append the head of an ndarray value (everything before its elements) to
+ * out; the caller then appends exactly the elements' bytes. descr is one
+ * value_array_open() gave. */
+int value_array_head(msgpack_sbuffer *out, const char *descr, unsigned ndim,
+		     const uint64_t *shape, struct cohort_error *err);
+
 /* Check that data is exactly one well-formed value whose declared lengths
  * fit in len bytes (nesting at most 64), without allocating. */
 int value_check(const void *data, size_t len, struct cohort_error *err);

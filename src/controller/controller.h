@@ -55,6 +55,16 @@ struct job_target {
 	uint64_t stream_total; /* chunked reply from the engine: its size */
 	uint64_t stream_seen;  /* and the bytes forwarded so far */
 	bool streaming;        /* the reply header went, chunks follow */
+	int got;               /* escalating timeout: the last step sent to
+				  this late engine (ESCALATE_*) */
+};
+
+/* Steps of an escalating timeout (px --on-timeout), in order. */
+enum escalate {
+	ESCALATE_NONE,      /* the wait ends, the code runs on */
+	ESCALATE_INTERRUPT, /* KeyboardInterrupt */
+	ESCALATE_TERM,      /* SIGTERM */
+	ESCALATE_KILL,      /* SIGKILL */
 };
 
 /* A client request fanned out to its target engines. */
@@ -66,7 +76,9 @@ struct job {
 	size_t ntargets, npending, nfailed;
 	bool inbound_stream;   /* the client's chunks are still arriving */
 	bool stream;           /* the client wants output as it is written */
-	bool interrupt_late;   /* on timeout, interrupt the late engines */
+	enum escalate escalate; /* on timeout, how far to go with late ones */
+	enum escalate step;     /* how far it has gone */
+	double timeout, grace;  /* seconds: the timeout, between steps */
 	bool side;             /* 'where': answered beside any running task */
 	char *op, *code;       /* for listings: the operation, code summary */
 	char *spec;            /* the targets, compact ("0-3") */

@@ -182,7 +182,7 @@ job_maybe_done(struct job *j)
 /* Answer one target on the engine's behalf (dead, timeout). */
 static void
 job_answer(struct job *j, struct job_target *t, const char *status,
-	   const char *ename, const char *evalue)
+	   const char *ename, const char *evalue, const char *escalation)
 {
 	struct engine *e = registry_get(t->engine);
 	struct msg m;
@@ -198,6 +198,8 @@ job_answer(struct job *j, struct job_target *t, const char *status,
 	msg_set_str(&m, F_STATUS, status);
 	msg_set_str(&m, F_ENAME, ename);
 	msg_set_str(&m, F_EVALUE, evalue);
+	if (escalation != NULL)
+		msg_set_str(&m, F_ESCALATION, escalation);
 	msg_set_int(&m, F_ID, (int64_t)j->client_id);
 	job_record(j, &m);
 	if (j->client == NULL) {
@@ -228,28 +230,138 @@ send_interrupt(struct engine *e)
 		conn_send(e->peer->conn, &m, NULL);
 }
 
+static const char *const step_names[] = {
+	[ESCALATE_NONE] = "none",
+	[ESCALATE_INTERRUPT] = "interrupt",
+	[ESCALATE_TERM] = "term",
+	[ESCALATE_KILL] = "kill",
+};
+
+/* The on_timeout of a request: "" (none), interrupt, term or kill. */
+static int
+escalate_parse(struct str s, enum escalate *out)
+{
+	if (s.n == 0) {
+		*out = ESCALATE_NONE;
+		return 0;
+	}
+	for (int i = ESCALATE_INTERRUPT; i <= ESCALATE_KILL; i++)
+		if (str_eq(s, step_names[i])) {
+			*out = (enum escalate)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* Ask a late engine's process to end itself (term, kill). */
+static void
+send_signal(struct engine *e, enum escalate step)
+{
+	struct msg m;
+
+	msg_init(&m, MSG_SIGNAL);
+	msg_set_str(&m, F_NAME, step_names[step]);
+	if (e->peer != NULL)
+		conn_send(e->peer->conn, &m, NULL);
+}
+
+/* What a late engine got, for its report. died: it went away after the
+ * last step. */
+static void
+escalation_text(const struct job *j, const struct job_target *t, bool died,
+		char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "no answer within %g s", j->timeout);
+
+	if (k < 0 || (size_t)k >= n)
+		return;
+	buf += k;
+	n -= (size_t)k;
+	switch (t->got) {
+	case ESCALATE_NONE:
+		snprintf(buf, n, "; its code keeps running");
+		break;
+	case ESCALATE_INTERRUPT:
+		snprintf(buf, n, "; interrupted, and still running %g s later",
+			 j->grace);
+		break;
+	case ESCALATE_TERM:
+		snprintf(buf, n, died ? "; the interrupt had no effect in %g s;"
+			 " terminated by SIGTERM" : "; neither the interrupt "
+			 "nor SIGTERM ended it (%g s each)", j->grace);
+		break;
+	case ESCALATE_KILL:
+		snprintf(buf, n, died ? "; the interrupt and SIGTERM had no "
+			 "effect (%g s each); killed by SIGKILL"
+			 : "; SIGKILL sent, but the engine was still there %g "
+			 "s later", j->grace);
+		break;
+	}
+}
+
+/* Answer a late target with what it got. */
+static void
+answer_late(struct job *j, struct job_target *t, bool died)
+{
+	static const char *const enames[] = {
+		[ESCALATE_NONE] = "Timeout",
+		[ESCALATE_INTERRUPT] = "Timeout",
+		[ESCALATE_TERM] = "Terminated",
+		[ESCALATE_KILL] = "Killed",
+	};
+	char text[300];
+
+	escalation_text(j, t, died, text, sizeof(text));
+	job_answer(j, t, "timeout", died ? enames[t->got] : "Timeout", text,
+		   t->got != ESCALATE_NONE ? step_names[t->got] : NULL);
+}
+
+static void
+job_arm(struct job *j, double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	if (j->timer == NULL || evtimer_add(j->timer, &tv) < 0)
+		log_warnx("cannot arm the timer of job %llu",
+			  (unsigned long long)j->id);
+}
+
+/* The timeout, then each step of its escalation a grace period apart:
+ * interrupt, SIGTERM, SIGKILL, as far as the request asked. Engines that
+ * answer meanwhile are reported with the step they had got; those that
+ * die of a signal, with it; those left at the end, as timed out. */
 static void
 job_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
-	char text[160];
+	bool more = j->step < j->escalate;
 
 	(void)fd;
 	(void)what;
-	for (size_t i = 0; i < j->ntargets; i++) {
-		if (!j->targets[i].pending)
-			continue;
-		if (j->interrupt_late) {
-			struct engine *e = registry_get(j->targets[i].engine);
+	if (more) {
+		j->step++;
+		for (size_t i = 0; i < j->ntargets; i++) {
+			struct job_target *t = &j->targets[i];
+			struct engine *e = registry_get(t->engine);
 
-			if (e != NULL)
+			if (!t->pending || e == NULL)
+				continue;
+			t->got = j->step;
+			if (j->step == ESCALATE_INTERRUPT)
 				send_interrupt(e);
+			else
+				send_signal(e, j->step);
 		}
-		snprintf(text, sizeof(text), "no answer within the timeout; %s",
-			 j->interrupt_late ? "its code was interrupted"
-					   : "its code keeps running");
-		job_answer(j, &j->targets[i], "timeout", "Timeout", text);
+		log_info("job %llu: timeout escalated to %s",
+			 (unsigned long long)j->id, step_names[j->step]);
+		job_arm(j, j->grace);
+		return;
 	}
+	for (size_t i = 0; i < j->ntargets; i++)
+		if (j->targets[i].pending)
+			answer_late(j, &j->targets[i], false);
 	job_maybe_done(j);
 }
 
@@ -264,7 +376,7 @@ jobs_interrupt(struct job *j)
 
 		if (e->state == ENGINE_DEAD) {
 			job_answer(j, t, "dead", "EngineDead",
-				   "the engine is dead");
+				   "the engine is dead", NULL);
 			continue;
 		}
 		send_interrupt(e);
@@ -288,7 +400,6 @@ jobs_interrupt(struct job *j)
 static void
 jobs_where(struct job *j, double timeout)
 {
-	struct timeval tv;
 	struct msg w;
 
 	j->side = true;
@@ -301,14 +412,12 @@ jobs_where(struct job *j, double timeout)
 		if (e->state == ENGINE_DEAD || e->peer == NULL ||
 		    conn_send(e->peer->conn, &w, NULL) < 0)
 			job_answer(j, t, "dead", "EngineDead",
-				   "the engine is dead");
+				   "the engine is dead", NULL);
 	}
 	if (j->npending > 0 && timeout > 0) {
-		tv.tv_sec = (time_t)timeout;
-		tv.tv_usec = (suseconds_t)((timeout - (double)tv.tv_sec) * 1e6);
+		j->timeout = timeout;
 		j->timer = evtimer_new(jobs_base, job_timeout_cb, j);
-		if (j->timer != NULL)
-			evtimer_add(j->timer, &tv);
+		job_arm(j, timeout);
 	}
 	job_maybe_done(j);
 }
@@ -335,9 +444,12 @@ cmp_id(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static bool is_move_op(struct str op);
+
 static int
 check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 {
+	enum escalate e;
 	uint64_t plen = payload ? evbuffer_get_length(payload) : 0;
 
 	if (msg_has(m, F_CHUNKED)) {
@@ -354,6 +466,18 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 				(unsigned long long)jobs_max_value), -1;
 	if (str_eq(m->op, "interrupt") || str_eq(m->op, "where")) {
 		return 0;
+	} else if (is_move_op(m->op)) {
+		if (!msg_has(m, F_NAME))
+			return snprintf(why, n, "%.*s needs a name",
+					(int)m->op.n, m->op.p), -1;
+		if ((str_eq(m->op, "bcast") || str_eq(m->op, "move")) &&
+		    !msg_has(m, F_ROOT))
+			return snprintf(why, n, "%.*s needs a source engine",
+					(int)m->op.n, m->op.p), -1;
+		if (str_eq(m->op, "move") &&
+		    (!msg_has(m, F_TARGETS) || m->ntarget_list != 1))
+			return snprintf(why, n, "move needs exactly one "
+					"receiving engine"), -1;
 	} else if (str_eq(m->op, "execute")) {
 		if (!msg_has(m, F_CODE))
 			return snprintf(why, n, "execute needs code"), -1;
@@ -383,6 +507,71 @@ check_request(struct msg *m, struct evbuffer *payload, char *why, size_t n)
 	}
 	if (msg_has(m, F_TIMEOUT) && !(m->timeout >= 0 && m->timeout < 1e9))
 		return snprintf(why, n, "bad timeout"), -1;
+	if (msg_has(m, F_GRACE) && !(m->grace > 0 && m->grace < 1e6))
+		return snprintf(why, n, "bad grace period"), -1;
+	if (msg_has(m, F_ONTIMEOUT) && escalate_parse(m->on_timeout, &e) < 0)
+		return snprintf(why, n, "bad on_timeout '%.*s' (interrupt, "
+				"term or kill)", (int)(m->on_timeout.n > 32 ? 32
+				: m->on_timeout.n), m->on_timeout.p), -1;
+	return 0;
+}
+
+/* bcast, move, allgather, redistribute: engines move data over MPI. */
+static bool
+is_move_op(struct str op)
+{
+	return str_eq(op, "bcast") || str_eq(op, "move") ||
+	       str_eq(op, "allgather") || str_eq(op, "redistribute");
+}
+
+static int
+cmp_rank(const void *a, const void *b)
+{
+	const struct engine *x = registry_get(*(const int64_t *)a);
+	const struct engine *y = registry_get(*(const int64_t *)b);
+
+	return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* Check that the engines of a data-movement request can do it among
+ * themselves: alive and of one MPI job. Fills ranks (the order the
+ * engines will use: by rank; for move, from then to). */
+static int
+move_check(struct msg *m, int64_t *ids, size_t n, int64_t *ranks, char *why,
+	   size_t size)
+{
+	const struct engine *first = registry_get(ids[0]);
+	char a[64], b[64];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct engine *e = registry_get(ids[i]);
+
+		if (e->state == ENGINE_DEAD)
+			return snprintf(why, size, "engine %lld is dead",
+					(long long)e->id), -1;
+		if (strcmp(e->job, first->job) != 0) {
+			int64_t x = first->id, y = e->id;
+
+			targets_format(&x, 1, a, sizeof(a));
+			targets_format(&y, 1, b, sizeof(b));
+			return snprintf(why, size, "%.*s runs over MPI within "
+					"one MPI job, but engines %s and %s "
+					"were started by different mpiexec "
+					"runs; move values between jobs with "
+					"pull and push", (int)m->op.n, m->op.p,
+					a, b), -1;
+		}
+	}
+	if (str_eq(m->op, "move")) {
+		const struct engine *from = registry_get(m->root);
+
+		ranks[0] = from->rank;
+		ranks[1] = registry_get(m->targets[0])->rank;
+		return 0;
+	}
+	qsort(ids, n, sizeof(*ids), cmp_rank);
+	for (size_t i = 0; i < n; i++)
+		ranks[i] = registry_get(ids[i])->rank;
 	return 0;
 }
 
@@ -512,6 +701,49 @@ jobs_list(struct peer *client, struct msg *m)
 	free(list);
 }
 
+/* The engines of a data-movement request: the targets plus the source
+ * (bcast without targets: the source's MPI job). Returns the ranks they
+ * will use (see move_check), or NULL after answering the client. */
+static int64_t *
+move_targets(struct peer *client, struct msg *m, int64_t **ids, size_t *n)
+{
+	struct engine *root = NULL;
+	char why[400];
+	int64_t *ranks;
+	bool have = false;
+
+	if (msg_has(m, F_ROOT) && (root = registry_get(m->root)) == NULL) {
+		registry_describe(why, sizeof(why));
+		peer_send_error(client, m->id, "no engine %lld (engines: %s)",
+				(long long)m->root, why);
+		goto fail;
+	}
+	if (root != NULL && str_eq(m->op, "bcast") && !msg_has(m, F_TARGETS)) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < *n; i++)
+			if (strcmp(registry_get((*ids)[i])->job, root->job) == 0)
+				(*ids)[k++] = (*ids)[i];
+		*n = k;
+	}
+	for (size_t i = 0; root != NULL && i < *n; i++)
+		have = have || (*ids)[i] == root->id;
+	if (root != NULL && !have) {
+		*ids = xrealloc(*ids, (*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = root->id;
+		qsort(*ids, *n, sizeof(**ids), cmp_id);
+	}
+	ranks = xcalloc(*n + 2, sizeof(*ranks));
+	if (move_check(m, *ids, *n, ranks, why, sizeof(why)) == 0)
+		return ranks;
+	free(ranks);
+	peer_send_error(client, m->id, "%s", why);
+fail:
+	free(*ids);
+	*ids = NULL;
+	return NULL;
+}
+
 /* Fan a client's request out to its target engines. */
 void
 jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
@@ -522,7 +754,7 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	struct job *j;
 	struct msg task;
 	bool scatter, chunked;
-	int64_t *ranks = NULL;
+	int64_t *ranks = NULL, *move_ranks = NULL;
 
 	if (str_eq(m->op, "result")) {
 		jobs_result(client, m);
@@ -579,6 +811,12 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		}
 	}
 
+	if (is_move_op(m->op)) {
+		move_ranks = move_targets(client, m, &ids, &n);
+		if (move_ranks == NULL)
+			return;
+	}
+
 	j = xcalloc(1, sizeof(*j));
 	j->id = ++next_job_id;
 	j->client_id = (uint64_t)m->id;
@@ -595,7 +833,10 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	for (char *p = j->code; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
-	j->interrupt_late = str_eq(m->on_timeout, "interrupt");
+	if (msg_has(m, F_ONTIMEOUT))
+		(void)escalate_parse(m->on_timeout, &j->escalate);
+	j->timeout = msg_has(m, F_TIMEOUT) ? m->timeout : 0;
+	j->grace = msg_has(m, F_GRACE) ? m->grace : 2.0;
 	TAILQ_INSERT_TAIL(&jobs, j, entry);
 	TAILQ_INSERT_TAIL(&client->jobs, j, client_entry);
 	for (size_t i = 0; i < n; i++) {
@@ -643,6 +884,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	}
 	if (scatter)
 		msg_set_str(&task, F_OP, "push");
+	if (move_ranks != NULL && msg_has(m, F_ROOT))
+		msg_set_int(&task, F_ROOT, registry_get(m->root)->rank);
 	for (size_t i = 0; i < n; i++) {
 		struct job_target *t = &j->targets[i];
 		struct engine *e = registry_get(t->engine);
@@ -659,6 +902,8 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 			msg_set_int(&task, F_CHUNKED, scatter ? m->parts[i]
 							      : m->chunked);
 		task.has &= ~(1ull << F_RANKS);
+		if (move_ranks != NULL)
+			msg_set_ranks(&task, move_ranks, n);
 		if (ranks != NULL && e->state != ENGINE_DEAD) {
 			size_t k = 0;
 
@@ -682,18 +927,19 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 			evbuffer_free(part);
 		if (e->state == ENGINE_DEAD) {
 			job_answer(j, t, "dead", "EngineDead",
-				   "the engine is dead");
+				   "the engine is dead", NULL);
 			continue;
 		}
 		if (rc < 0) {
 			job_answer(j, t, "dead", "EngineDead",
-				   "cannot send to the engine");
+				   "cannot send to the engine", NULL);
 			continue;
 		}
 		e->ntasks++;
 		e->state = ENGINE_BUSY;
 	}
 	free(ranks);
+	free(move_ranks);
 	if (msg_has(m, F_NONBLOCK) && m->nonblock && j->client != NULL &&
 	    j->npending > 0) {
 		struct msg ack;
@@ -708,16 +954,9 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		TAILQ_REMOVE(&client->jobs, j, client_entry);
 		j->client = NULL;
 	}
-	if (msg_has(m, F_TIMEOUT) && m->timeout > 0 && j->npending > 0) {
-		struct timeval tv;
-
-		tv.tv_sec = (time_t)m->timeout;
-		tv.tv_usec = (suseconds_t)((m->timeout - (double)tv.tv_sec) *
-					   1e6);
+	if (j->timeout > 0 && j->npending > 0) {
 		j->timer = evtimer_new(jobs_base, job_timeout_cb, j);
-		if (j->timer == NULL || evtimer_add(j->timer, &tv) < 0)
-			log_warnx("cannot arm the timeout of job %llu",
-				  (unsigned long long)j->id);
+		job_arm(j, j->timeout);
 	}
 	job_maybe_done(j);
 }
@@ -739,6 +978,8 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 	}
 	if (!str_eq(m->status, "ok"))
 		j->nfailed++;
+	if (t->got != ESCALATE_NONE)
+		msg_set_str(m, F_ESCALATION, step_names[t->got]);
 	msg_set_int(m, F_ID, (int64_t)j->client_id);
 	msg_set_int(m, F_ENGINE, e->id);
 	msg_set_int(m, F_RANK, e->rank);
@@ -887,7 +1128,10 @@ jobs_engine_dead(struct engine *e, const char *reason)
 		next = TAILQ_NEXT(j, entry);
 		if (t == NULL || !t->pending)
 			continue;
-		job_answer(j, t, "dead", "EngineDead", text);
+		if (t->got >= ESCALATE_TERM)
+			answer_late(j, t, true);
+		else
+			job_answer(j, t, "dead", "EngineDead", text, NULL);
 		job_maybe_done(j);
 	}
 }

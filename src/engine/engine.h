@@ -25,7 +25,16 @@ struct engine_identity {
 	const char *kernel;
 };
 
-enum task_op { TASK_EXECUTE, TASK_PUSH, TASK_PULL };
+enum task_op {
+	TASK_EXECUTE,
+	TASK_PUSH,
+	TASK_PULL,
+	/* Data movement among the engines of one MPI job (move.c). */
+	TASK_BCAST,
+	TASK_MOVE,
+	TASK_ALLGATHER,
+	TASK_REDISTRIBUTE,
+};
 
 /* One task taken from the controller. */
 struct task {
@@ -33,11 +42,14 @@ struct task {
 	enum task_op op;
 	char *code; /* execute */
 	size_t code_len;
-	char *name; /* push, pull */
+	char *name; /* push, pull, data movement */
+	char *as;   /* move, allgather: the name to bind (NULL: name) */
+	int64_t root; /* bcast: the source rank */
 	void *data; /* push: the value */
 	size_t len;
 	size_t chunked; /* push: size of a value arriving in chunks */
-	int64_t *ranks; /* execute: the targeted ranks of our MPI job */
+	int64_t *ranks; /* execute: the targeted ranks of our MPI job;
+			   data movement: its ranks, sorted (move: from, to) */
 	size_t nranks;
 	bool partial;   /* execute: --allow-partial-collectives */
 	struct task *next;
@@ -49,6 +61,12 @@ void task_free(struct task *t);
  * The engine's log keeps a duplicate of the original stderr. */
 int capture_start(int *out_rd, int *err_rd, int *log_fd,
 		  struct cohort_error *err);
+
+/* move.c: data movement over MPI (a private duplicate of the world). */
+int move_init(void);
+void move_finalize(void);
+void move_run(const struct kernel_ops *k, struct task *t,
+	      struct kernel_reply *r);
 
 /* io.c */
 /* Start the I/O thread, connect and register; returns once the controller

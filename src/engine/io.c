@@ -89,6 +89,7 @@ task_free(struct task *t)
 		return;
 	free(t->code);
 	free(t->name);
+	free(t->as);
 	free(t->ranks);
 	free(t->data);
 	free(t);
@@ -533,6 +534,28 @@ on_ready(struct conn *c, void *arg)
 	conn_send(c, &m, NULL);
 }
 
+/* The task of a data-movement op name. */
+static bool
+move_op(struct str op, enum task_op *out)
+{
+	static const struct {
+		const char *name;
+		enum task_op op;
+	} ops[] = {
+		{ "bcast", TASK_BCAST },
+		{ "move", TASK_MOVE },
+		{ "allgather", TASK_ALLGATHER },
+		{ "redistribute", TASK_REDISTRIBUTE },
+	};
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (str_eq(op, ops[i].name)) {
+			*out = ops[i].op;
+			return true;
+		}
+	return false;
+}
+
 static int
 task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 {
@@ -570,6 +593,14 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 	} else if (str_eq(m->op, "pull") && msg_has(m, F_NAME)) {
 		t->op = TASK_PULL;
 		t->name = str_dup(m->name);
+	} else if (msg_has(m, F_NAME) && msg_has(m, F_RANKS) &&
+		   m->nranks > 0 && move_op(m->op, &t->op)) {
+		t->name = str_dup(m->name);
+		t->as = msg_has(m, F_AS) ? str_dup(m->as) : NULL;
+		t->root = msg_has(m, F_ROOT) ? m->root : 0;
+		t->ranks = xcalloc(m->nranks, sizeof(int64_t));
+		memcpy(t->ranks, m->ranks, m->nranks * sizeof(int64_t));
+		t->nranks = m->nranks;
 	} else {
 		task_free(t);
 		return -1;
@@ -675,6 +706,20 @@ on_message(struct conn *c, struct msg *m, struct evbuffer *payload, void *arg)
 		break;
 	case MSG_WHERE:
 		where_request((uint64_t)m->id);
+		break;
+	case MSG_SIGNAL:
+		/* An escalating timeout: the process ends itself (the main
+		 * thread may be anywhere, so only a signal reaches it). */
+		if (str_eq(m->name, "term")) {
+			log_warnx("the controller escalates a timeout: SIGTERM");
+			kill(getpid(), SIGTERM);
+		} else if (str_eq(m->name, "kill")) {
+			log_warnx("the controller escalates a timeout: SIGKILL");
+			kill(getpid(), SIGKILL);
+		} else {
+			log_warnx("unknown signal request '%.*s'",
+				  (int)m->name.n, m->name.p);
+		}
 		break;
 	case MSG_PING: {
 		struct msg pong;

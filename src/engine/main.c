@@ -72,6 +72,8 @@ mpi_identity(struct engine_identity *who)
 	if (rc != MPI_SUCCESS)
 		fatalx("MPI_Bcast of the job id failed (error %d)", rc);
 	who->job[sizeof(who->job) - 1] = '\0';
+	if (move_init() < 0)
+		fatalx("cannot duplicate MPI_COMM_WORLD for data movement");
 }
 
 static void
@@ -101,6 +103,12 @@ run_task(const struct kernel_ops *k, struct task *t)
 		break;
 	case TASK_PULL:
 		k->pull(t->name, &r);
+		break;
+	case TASK_BCAST:
+	case TASK_MOVE:
+	case TASK_ALLGATHER:
+	case TASK_REDISTRIBUTE:
+		move_run(k, t, &r);
 		break;
 	}
 	/* Everything the task wrote must be in the pipes before the I/O
@@ -224,8 +232,10 @@ main(int argc, char **argv)
 		alarm(5);
 	io_stop();
 	kernel->finalize();
-	if (use_mpi)
+	if (use_mpi) {
+		move_finalize();
 		MPI_Finalize();
+	}
 	log_info("stopped");
 	return 0;
 }
