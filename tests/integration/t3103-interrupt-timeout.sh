@@ -167,8 +167,9 @@ dt=$(sub "$(now)" "$t0")
 log "(f) px --timeout 1 --interrupt-on-timeout returned in $dt s"
 check "(f) returns in < 2 s (took $dt s)" less "$dt" 2
 expect_eq "(f) exits 1" "$rc" 1
-expect_match "(f) all 4 marked timeout, code interrupted" "$out" \
-	'^\[0-3\] timeout: .*interrupted'
+expect_match "(f) all 4 report that they answered after the interrupt" "$out" \
+	'^\[0-3\] timed out: answered after the interrupt'
+expect_match "(f) ... with their KeyboardInterrupt" "$out" '^\[0-3\] KeyboardInterrupt'
 t0=$(now)
 out=$(cohort px 1)
 dt=$(sub "$(now)" "$t0")
