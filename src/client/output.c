@@ -254,8 +254,15 @@ output_px_text(const struct px_reply *r, size_t n, bool with_output,
 	fflush(stdout);
 }
 
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /* Print "[ids] result" once per distinct result, engines in order, then
- * the failures: for answers that are plain text (where, interrupt). */
+ * the failures, also grouped: for answers that are plain text (where,
+ * interrupt, data movement). */
 void
 output_grouped(const struct px_reply *r, size_t n)
 {
@@ -278,7 +285,29 @@ output_grouped(const struct px_reply *r, size_t n)
 		targets_format(ids, k, who, sizeof(who));
 		printf("[%s] %s\n", who, r[i].result);
 	}
-	output_failures(r, n);
+	/* Failures too, grouped when engines fail the same way. */
+	for (size_t i = 0; i < n; i++) {
+		const char *what = strcmp(r[i].status, "error") == 0
+					   ? (r[i].ename ? r[i].ename : "Error")
+					   : r[i].status;
+		size_t k = 0;
+
+		if (done[i] || strcmp(r[i].status, "ok") == 0)
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (done[j] || strcmp(r[j].status, r[i].status) != 0 ||
+			    !same_text(r[j].ename, r[i].ename) ||
+			    !same_text(r[j].evalue, r[i].evalue))
+				continue;
+			done[j] = true;
+			ids[k++] = r[j].engine;
+		}
+		targets_format(ids, k, who, sizeof(who));
+		printf("[%s] %s: %s\n", who, what,
+		       r[i].evalue ? r[i].evalue : "");
+		if (r[i].traceback != NULL)
+			print_lines("    ", r[i].traceback);
+	}
 	free(ids);
 	free(done);
 	fflush(stdout);
