@@ -100,7 +100,7 @@ void
 cmd_list(FILE *f)
 {
 	for (size_t i = 0; cmd_table[i] != NULL; i++)
-		fprintf(f, "  %-10s %s\n", cmd_table[i]->name,
+		fprintf(f, "  %-12s %s\n", cmd_table[i]->name,
 			cmd_table[i]->summary);
 }
 
