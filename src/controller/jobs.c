@@ -273,7 +273,7 @@ escalation_text(const struct job *j, const struct job_target *t, bool died,
 {
 	int k = snprintf(buf, n, "no answer within %g s", j->timeout);
 
-	if (k < 0 || (size_t)k >= n)
+	if (k < 0 || (size_t)k >= n || j->side)
 		return;
 	buf += k;
 	n -= (size_t)k;
