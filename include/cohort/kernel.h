@@ -47,6 +47,12 @@ struct kernel_ops {
 	/* Bind name to the decoded msgpack value in data/len. */
 	void (*push)(const char *name, const void *data, size_t len,
 		     struct kernel_reply *r);
+	/* Optional (NULL: push is used). As push, but data lies inside
+	 * block, a malloc'd allocation the kernel takes over and frees with
+	 * free(): a large array can then keep its elements where they are
+	 * instead of being copied (the engine aligns them for this). */
+	void (*push_owned)(const char *name, void *block, const void *data,
+			   size_t len, struct kernel_reply *r);
 	/* Encode the value bound to name into r->data/r->len. */
 	void (*pull)(const char *name, struct kernel_reply *r);
 	/* Flush the language's buffered stdout/stderr to fds 1 and 2. */

@@ -832,6 +832,31 @@ value_array_open(const void *data, size_t len, struct value_array *a,
 	return 1;
 }
 
+size_t
+value_array_offset(const void *prefix, size_t n)
+{
+	const uint8_t *b = prefix;
+	struct rd rd;
+	struct item it;
+	size_t w, k;
+
+	if (n < 3 || b[0] < 0xc7 || b[0] > 0xc9)
+		return 0;
+	w = (size_t)1 << (b[0] - 0xc7);
+	if (n < 2 + w || b[1 + w] != COHORT_EXT_NDARRAY)
+		return 0;
+	rd.p = b + 2 + w;
+	rd.end = b + n;
+	if (read_item(&rd, &it, NULL) < 0 || it.kind != K_ARRAY || it.n != 2 ||
+	    read_item(&rd, &it, NULL) < 0 || it.kind != K_STR ||
+	    read_item(&rd, &it, NULL) < 0 || it.kind != K_ARRAY)
+		return 0;
+	for (k = it.n; k > 0; k--)
+		if (read_item(&rd, &it, NULL) < 0 || it.kind != K_INT)
+			return 0;
+	return (size_t)(rd.p - b);
+}
+
 int
 value_array_head(msgpack_sbuffer *out, const char *descr, unsigned ndim,
                  const uint64_t *shape, struct cohort_error *err)

@@ -74,6 +74,12 @@ struct value_array {
 int value_array_open(const void *data, size_t len, struct value_array *a,
 		     struct cohort_error *err);
 
+/* Where the elements of an ndarray value start, from its first n bytes
+ * (the head must be among them); 0 if it is not an ndarray value or the
+ * head is cut off. Lets a receiver place a large array's elements at an
+ * aligned address before the value has arrived. */
+size_t value_array_offset(const void *prefix, size_t n);
+
 /* Append the head of an ndarray value (everything before its elements) to
  * out; the caller then appends exactly the elements' bytes. descr is one
  * value_array_open() gave. */

@@ -46,6 +46,8 @@ struct task {
 	char *as;   /* move, allgather: the name to bind (NULL: name) */
 	int64_t root; /* bcast: the source rank */
 	void *data; /* push: the value */
+	void *block; /* chunked push: the allocation data lies in (aligned
+			so that an array's elements start on 64 bytes) */
 	size_t len;
 	size_t chunked; /* push: size of a value arriving in chunks */
 	int64_t *ranks; /* execute: the targeted ranks of our MPI job;

@@ -26,9 +26,12 @@
 #include "engine.h"
 #include "log.h"
 #include "util.h"
+#include "value.h"
 
 /* Most output kept per stream and task; the rest is counted and dropped. */
 #define OUTPUT_CAP (8u << 20)
+/* Alignment of the elements of a large pushed array. */
+#define ALIGN 64
 /* After the controller is lost, how long a busy main thread may take. */
 #define EXIT_GRACE 5
 
@@ -91,7 +94,7 @@ task_free(struct task *t)
 	free(t->name);
 	free(t->as);
 	free(t->ranks);
-	free(t->data);
+	free(t->block ? t->block : t->data);
 	free(t);
 }
 
@@ -577,13 +580,17 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 		t->op = TASK_PUSH;
 		t->name = str_dup(m->name);
 		if (msg_has(m, F_CHUNKED)) {
-			/* The controller bounds this (--max-payload). */
+			/* The controller bounds this (--max-payload). The
+			 * value is placed at the first chunk (see
+			 * stream_chunk). */
 			t->chunked = (size_t)m->chunked;
-			t->data = malloc(t->chunked ? t->chunked : 1);
-			if (t->data == NULL) {
+			if (posix_memalign(&t->block, ALIGN,
+					   t->chunked + ALIGN) != 0) {
+				t->block = NULL;
 				task_free(t);
 				return -1;
 			}
+			t->data = t->block;
 		} else {
 			t->len = payload ? evbuffer_get_length(payload) : 0;
 			t->data = xmalloc(t->len);
@@ -640,6 +647,16 @@ stream_chunk(struct msg *m, struct evbuffer *payload)
 		*pp = t->next;
 		task_free(t);
 		return;
+	}
+	if (t->len == 0 && n > 0 && t->block != NULL) {
+		/* An array's elements go on an aligned address, so the kernel
+		 * can use them in place (push_owned). */
+		size_t want = n < 4096 ? n : 4096, off;
+		unsigned char *head = evbuffer_pullup(payload, (ssize_t)want);
+
+		off = head ? value_array_offset(head, want) : 0;
+		if (off > 0)
+			t->data = (char *)t->block + (ALIGN - off % ALIGN) % ALIGN;
 	}
 	if (n > 0)
 		evbuffer_remove(payload, (char *)t->data + t->len, n);

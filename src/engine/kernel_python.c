@@ -118,7 +118,7 @@ static const char helper_src[] =
     "    if a.dtype != dt or not a.flags.c_contiguous:\n"
     "        a = a.astype(dt, order='C')\n" /* the one copy */
     "    return dt.str, a.shape, a\n"
-    "def new_array(hdr, nbytes):\n"
+    "def array_dtype(hdr, nbytes):\n"
     "    import numpy\n"
     "    if not (type(hdr) is list and len(hdr) == 2 and\n"
     "            type(hdr[0]) is str and type(hdr[1]) is list and\n"
@@ -129,7 +129,15 @@ static const char helper_src[] =
     "    dt = numpy.dtype(hdr[0])\n"
     "    if math.prod(hdr[1]) * dt.itemsize != nbytes:\n"
     "        raise ValueError('malformed array value')\n"
-    "    return numpy.empty(hdr[1], dt)\n";
+    "    return dt\n"
+    "def new_array(hdr, nbytes):\n"
+    "    import numpy\n"
+    "    return numpy.empty(hdr[1], array_dtype(hdr, nbytes))\n"
+    "def view_array(hdr, block, offset, nbytes):\n"
+    "    import numpy\n"
+    "    dt = array_dtype(hdr, nbytes)\n"
+    "    return numpy.frombuffer(block, dt, nbytes // dt.itemsize,\n"
+    "                            offset).reshape(hdr[1])\n";
 
 enum helper {
 	H_SETUP,
@@ -140,12 +148,14 @@ enum helper {
 	H_NO_FORM,
 	H_PULL_ARRAY,
 	H_NEW_ARRAY,
+	H_VIEW_ARRAY,
 	H_COUNT
 };
 
 static const char *const helper_names[H_COUNT] = {
     "setup",      "run",     "describe",   "flush",
     "check_name", "no_form", "pull_array", "new_array",
+    "view_array",
 };
 
 static PyThreadState *main_tstate; /* saved between calls; NULL if down */
@@ -577,6 +587,54 @@ struct reader {
 
 static PyObject *decode_value(struct reader *rd, int depth);
 
+/* A malloc'd block handed over by push_owned, as a Python buffer: a large
+ * array pushed whole is a numpy view of its elements in the block, which
+ * is freed with the last reference to it. */
+struct block {
+	PyObject_HEAD
+	void *mem;
+	Py_ssize_t len;
+};
+
+static int
+block_getbuffer(PyObject *o, Py_buffer *view, int flags)
+{
+	struct block *b = (struct block *)o;
+
+	return PyBuffer_FillInfo(view, o, b->mem, b->len, 0, flags);
+}
+
+static void
+block_dealloc(PyObject *o)
+{
+	free(((struct block *)o)->mem);
+	Py_TYPE(o)->tp_free(o);
+}
+
+static PyBufferProcs block_buffer = {
+	.bf_getbuffer = block_getbuffer,
+};
+
+static PyTypeObject block_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "cohort.Block",
+	.tp_basicsize = sizeof(struct block),
+	.tp_dealloc = block_dealloc,
+	.tp_as_buffer = &block_buffer,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "memory of a pushed value, viewed by its array",
+};
+
+/* While push_owned decodes: the block the value lies in. Only an array
+ * that is the whole value (depth 0) is viewed in place. */
+static struct {
+	PyObject *block;
+	const unsigned char *base;
+} inplace;
+
+/* Arrays smaller than this are copied: a view would save little. */
+#define INPLACE_MIN (1u << 20)
+
 static PyObject *
 malformed(const char *what)
 {
@@ -705,8 +763,15 @@ decode_ext(struct reader *rd, uint64_t len, int depth)
 		PyErr_Clear();
 		return malformed("array");
 	}
-	arr = PyObject_CallFunction(helper[H_NEW_ARRAY], "On", hdr,
-	                            (Py_ssize_t)left(&sub));
+	if (inplace.block != NULL && depth == 0 &&
+	    left(&sub) >= INPLACE_MIN && (uintptr_t)sub.p % 16 == 0)
+		arr = PyObject_CallFunction(helper[H_VIEW_ARRAY], "OOnn", hdr,
+		                            inplace.block,
+		                            (Py_ssize_t)(sub.p - inplace.base),
+		                            (Py_ssize_t)left(&sub));
+	else
+		arr = PyObject_CallFunction(helper[H_NEW_ARRAY], "On", hdr,
+		                            (Py_ssize_t)left(&sub));
 	Py_DECREF(hdr);
 	if (!arr)
 		return NULL;
@@ -720,7 +785,8 @@ decode_ext(struct reader *rd, uint64_t len, int depth)
 		Py_CLEAR(arr);
 		malformed("array");
 	} else if (view.len) {
-		memcpy(view.buf, sub.p, (size_t)view.len);
+		if (view.buf != sub.p) /* else a view of the block */
+			memcpy(view.buf, sub.p, (size_t)view.len);
 		/* numpy bools must be 0 or 1; normalise rather than refuse. */
 		if (view.format && strcmp(view.format, "?") == 0)
 			for (i = 0; i < view.len; i++)
@@ -869,6 +935,8 @@ python_init(const char *argv0, struct cohort_error *err)
 		goto error;
 	main_ns = PyModule_GetDict(mod);
 	Py_INCREF(main_ns);
+	if (PyType_Ready(&block_type) < 0)
+		goto error;
 	helper_ns = PyDict_New();
 	if (!helper_ns || PyDict_SetItemString(helper_ns, "__builtins__",
 	                                       PyEval_GetBuiltins()) < 0)
@@ -965,6 +1033,35 @@ python_push(const char *name, const void *data, size_t len,
 }
 
 static void
+python_push_owned(const char *name, void *mem, const void *data, size_t len,
+                  struct kernel_reply *r)
+{
+	struct kernel_reply scratch;
+	struct block *b;
+
+	kernel_enter(r);
+	b = PyObject_New(struct block, &block_type);
+	if (b == NULL) {
+		reply_error(r, 0);
+		free(mem);
+		kernel_leave();
+		return;
+	}
+	b->mem = mem;
+	b->len = (Py_ssize_t)((const char *)data - (const char *)mem) +
+	         (Py_ssize_t)len;
+	inplace.block = (PyObject *)b;
+	inplace.base = mem;
+	kernel_leave();
+	python_push(name, data, len, r);
+	inplace.block = NULL;
+	inplace.base = NULL;
+	kernel_enter(&scratch); /* r holds the push's answer */
+	Py_DECREF(b); /* the array keeps it if it views it */
+	kernel_leave();
+}
+
+static void
 python_pull(const char *name, struct kernel_reply *r)
 {
 	struct pull p = {.key = NULL};
@@ -1053,6 +1150,7 @@ const struct kernel_ops kernel_python = {
     .init = python_init,
     .execute = python_execute,
     .push = python_push,
+    .push_owned = python_push_owned,
     .pull = python_pull,
     .flush = python_flush,
     .interrupt = python_interrupt,

@@ -99,7 +99,12 @@ run_task(const struct kernel_ops *k, struct task *t)
 		break;
 	}
 	case TASK_PUSH:
-		k->push(t->name, t->data, t->len, &r);
+		if (t->block != NULL && k->push_owned != NULL) {
+			k->push_owned(t->name, t->block, t->data, t->len, &r);
+			t->block = t->data = NULL; /* the kernel's now */
+		} else {
+			k->push(t->name, t->data, t->len, &r);
+		}
 		break;
 	case TASK_PULL:
 		k->pull(t->name, &r);

@@ -818,6 +818,46 @@ test_names(void)
 	ok(!value_name_ok("caf\xc3\xa9"), "non-ASCII is refused");
 }
 
+/* The helpers of the engines' data movement: open an array value, build
+ * one from a head and elements, find where the elements start. */
+static void
+test_array_helpers(void)
+{
+	uint64_t shape[3] = {4, 2, 3}, elems[24];
+	struct cohort_error err;
+	struct value_array a;
+	msgpack_sbuffer sb;
+	size_t head;
+
+	for (int i = 0; i < 24; i++)
+		elems[i] = (uint64_t)i * 7;
+	msgpack_sbuffer_init(&sb);
+	ok(value_array_head(&sb, "<u8", 3, shape, &err) == 0, "array head");
+	head = sb.size;
+	msgpack_sbuffer_write(&sb, (const char *)elems, sizeof(elems));
+	ok(value_check(sb.data, sb.size, &err) == 0, "head + elements is a value");
+	ok(value_array_open(sb.data, sb.size, &a, &err) == 1 &&
+	       strcmp(a.descr, "<u8") == 0 && a.ndim == 3 && a.shape[0] == 4 &&
+	       a.shape[2] == 3 && a.itemsize == 8 &&
+	       a.nbytes == sizeof(elems) &&
+	       a.data == (const uint8_t *)sb.data + head,
+	   "value_array_open finds dtype, shape and elements");
+	ok(value_array_offset(sb.data, sb.size) == head,
+	   "value_array_offset from the whole value");
+	ok(value_array_offset(sb.data, head) == head,
+	   "value_array_offset from the head alone");
+	ok(value_array_offset(sb.data, head - 1) == 0,
+	   "a cut-off head gives 0");
+	ok(value_array_offset("\x92\x01\x02", 3) == 0 &&
+	       value_array_open("\x92\x01\x02", 3, &a, &err) == 0,
+	   "a list is not an array");
+	ok(value_array_open("\x92\x01", 2, &a, &err) < 0,
+	   "a malformed value is an error");
+	ok(value_array_head(&sb, "<x9", 1, shape, &err) < 0,
+	   "an unknown dtype is refused");
+	msgpack_sbuffer_destroy(&sb);
+}
+
 int
 main(void)
 {
@@ -841,5 +881,6 @@ main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
+	test_array_helpers();
 	return done_testing();
 }
