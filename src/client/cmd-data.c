@@ -12,9 +12,11 @@
 
 static int cmd_data_exec(struct cli_ctx *ctx, int argc, char **argv);
 
-#define DATA_HELP_TAIL \
+#define DATA_OPTS \
 	"  --json            print the per-engine answers as px --json does\n" \
-	"  --profile P       profile name or directory\n" \
+	"  --profile P       profile name or directory\n"
+#define DATA_HELP_TAIL DATA_OPTS DATA_TEXT
+#define DATA_TEXT \
 	"\n" \
 	"The engines move the value among themselves with MPI (arrays as raw\n" \
 	"bytes, other values as their msgpack encoding): all the engines\n" \
@@ -53,11 +55,12 @@ const struct cmd_entry cmd_allgather_entry = {
 	.help =
 	"  --as DST          the name the result is bound to (default NAME)\n"
 	"  -t, --targets T   engines taking part (default all)\n"
+	DATA_OPTS
 	"\n"
 	"Arrays of at least one dimension with one dtype and the same shape\n"
 	"beyond the first axis are concatenated along it, in rank order;\n"
 	"any other values become the list of each engine's value.\n"
-	DATA_HELP_TAIL,
+	DATA_TEXT,
 	.exec = cmd_data_exec,
 };
 
@@ -67,12 +70,13 @@ const struct cmd_entry cmd_redistribute_entry = {
 	.summary = "rebalance an array's rows evenly across engines, over MPI",
 	.help =
 	"  -t, --targets T   engines taking part (default all)\n"
+	DATA_OPTS
 	"\n"
 	"NAME must be an array of at least one dimension on every engine,\n"
 	"of one dtype and shape beyond the first axis. Its rows, taken in\n"
 	"rank order, are spread as scatter would: each engine gets N/P rows,\n"
 	"the first N%P engines one more.\n"
-	DATA_HELP_TAIL,
+	DATA_TEXT,
 	.exec = cmd_data_exec,
 };
 

@@ -15,8 +15,7 @@ const struct cmd_entry cmd_px_entry = {
 	.alias = "execute",
 	.usage = "[--targets T] [--timeout S] [--on-timeout interrupt|term|kill]\n"
 		 "                 [--grace S] [--json] [--no-stream] [--no-collapse]\n"
-		 "                 [--nonblock]\n"
-		 "                 [--allow-partial-collectives] CODE",
+		 "                 [--nonblock] [--allow-partial-collectives] CODE",
 	.summary = "run code on engines and print each engine's output",
 	.help =
 	"  -t, --targets T   engines to run on: all (default), 0,2, 1-3, ...\n"

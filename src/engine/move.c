@@ -269,8 +269,8 @@ do_bcast(const struct kernel_ops *k, struct task *t, MPI_Comm comm,
 	if (rc != MPI_SUCCESS) {
 		mpi_fail(r, "MPI_Bcast", rc);
 	} else if (me == root) {
-		say(r, "sent '%s' (%s) to %zu engines", t->name, size,
-		    t->nranks - 1);
+		say(r, "sent '%s' (%s) to %zu engine%s", t->name, size,
+		    t->nranks - 1, t->nranks == 2 ? "" : "s");
 	} else if (push_value(k, t->name, buf, (size_t)st.len, r) == 0) {
 		say(r, "received '%s' (%s) from rank %lld", t->name, size,
 		    (long long)t->root);
@@ -355,9 +355,13 @@ do_move(const struct kernel_ops *k, struct task *t, int64_t rank,
 	human(size, sizeof(size), (double)st.len);
 	if (rc != MPI_SUCCESS)
 		mpi_fail(r, "MPI_Recv", rc);
-	else if (push_value(k, dst, buf, (size_t)st.len, r) == 0)
+	else if (push_value(k, dst, buf, (size_t)st.len, r) == 0 &&
+		 strcmp(dst, t->name) != 0)
 		say(r, "received '%s' as '%s' (%s) from rank %lld", t->name,
 		    dst, size, (long long)from);
+	else if (r->ok)
+		say(r, "received '%s' (%s) from rank %lld", t->name, size,
+		    (long long)from);
 	free(buf);
 }
 
@@ -630,10 +634,15 @@ do_redistribute(const struct kernel_ops *k, struct task *t, MPI_Comm comm,
 	}
 	kernel_reply_clear(&v); /* the old value can go before the push */
 	human(size, sizeof(size), (double)(mcount * rowbytes));
-	if (push_value(k, t->name, buf, head.size + mcount * rowbytes, r) == 0)
+	if (push_value(k, t->name, buf, head.size + mcount * rowbytes, r) != 0)
+		;
+	else if (mcount == 0)
+		say(r, "'%s' holds none of the %llu rows", t->name,
+		    (unsigned long long)rows);
+	else
 		say(r, "'%s' holds rows %llu-%llu of %llu (%s)", t->name,
 		    (unsigned long long)mstart,
-		    (unsigned long long)(mstart + mcount) - (mcount > 0),
+		    (unsigned long long)(mstart + mcount - 1),
 		    (unsigned long long)rows, size);
 out:
 	kernel_reply_clear(&v);
