@@ -14,8 +14,15 @@
  *	    prints lat_TAG_median / lat_TAG_p99 = the median over rounds.
  *	cohort_bench PROFILE throughput N ROUNDS
  *	    N non-blocking executes of "pass" on all engines per round,
- *	    then poll until the last job (and so every job) is done;
- *	    prints tput = requests per second, median over rounds.
+ *	    sent with cohort_submit() (no wait for each acknowledgement,
+ *	    as ipyparallel's execute(block=False)), acknowledgements
+ *	    collected after the last (cohort_collect), then poll until the
+ *	    last job (and so every job) is done; prints tput = requests per
+ *	    second, median over rounds.
+ *	cohort_bench PROFILE throughput-ack N ROUNDS
+ *	    the same with cohort_request(nonblock = 1), which waits for
+ *	    each acknowledgement (one client-controller round trip per
+ *	    request); prints tput_ack.
  *	cohort_bench PROFILE transfer MIB ROUNDS
  *	    push a float64 ndarray of MIB MiB to all engines, pull it back,
  *	    ROUNDS times each; prints push_MIB / pull_MIB in MiB/s, counting
@@ -177,8 +184,35 @@ mode_latency(struct cohort_client *c, const char *targets, int n, int rounds,
 	free(p99);
 }
 
+struct acks {
+	int64_t last_job;
+	size_t njobs, refused;
+	char why[256];
+};
+
 static void
-mode_throughput(struct cohort_client *c, int n, int rounds)
+on_ack(int64_t ticket, int64_t job, const char *error, void *arg)
+{
+	struct acks *a = arg;
+
+	(void)ticket;
+	if (error != NULL) {
+		a->refused++;
+		snprintf(a->why, sizeof(a->why), "%s", error);
+		return;
+	}
+	a->njobs++;
+	if (job > a->last_job)
+		a->last_job = job;
+}
+
+/* N non-blocking executes of "pass" on all engines, then poll until the
+ * last job (and so every job) is done. With ack_each, each request waits
+ * for the controller's acknowledgement (cohort_request with nonblock: one
+ * round trip each); else they are sent with cohort_submit() and the
+ * acknowledgements collected once, after the last. */
+static void
+mode_throughput(struct cohort_client *c, int n, int rounds, int ack_each)
 {
 	double *rate = calloc((size_t)rounds, sizeof(double));
 	struct cohort_error err;
@@ -190,16 +224,33 @@ mode_throughput(struct cohort_client *c, int n, int rounds)
 		struct cohort_request rq = { .op = "execute", .targets = "all",
 					     .code = "pass", .nonblock = 1,
 					     .timeout = REQ_TIMEOUT };
+		struct acks a = { 0 };
 		int64_t last = 0;
 		int running = 1;
 		size_t polls = 0;
 		double t0 = now(), el;
 
 		for (int i = 0; i < n; i++) {
-			memset(&t, 0, sizeof(t));
-			if (cohort_request(c, &rq, on_reply, &t, &err) < 0)
-				die("nonblock execute", &err);
-			last = cohort_last_job(c);
+			if (ack_each) {
+				memset(&t, 0, sizeof(t));
+				if (cohort_request(c, &rq, on_reply, &t,
+						   &err) < 0)
+					die("nonblock execute", &err);
+				last = cohort_last_job(c);
+			} else if (cohort_submit(c, &rq, &err) < 0) {
+				die("submit", &err);
+			}
+		}
+		if (!ack_each) {
+			if (cohort_collect(c, on_ack, &a, &err) < 0)
+				die("collect", &err);
+			if (a.refused > 0 || a.njobs != (size_t)n) {
+				fprintf(stderr, "cohort_bench: %zu of %d "
+					"submissions refused: %s\n",
+					a.refused, n, a.why);
+				exit(1);
+			}
+			last = a.last_job;
 		}
 		/* Engines run their tasks in arrival order, so the last job
 		 * done means all are; cohort_jobs double-checks below. */
@@ -232,11 +283,13 @@ mode_throughput(struct cohort_client *c, int n, int rounds)
 			fprintf(stderr, "  cohort throughput: last job "
 				"failed: %s\n", t.why);
 		rate[r] = n / el;
-		fprintf(stderr, "  cohort throughput round %d: %d requests in "
-			"%.3f s = %.0f/s (%zu polls)\n", r + 1, n, el, rate[r],
+		fprintf(stderr, "  cohort throughput%s round %d: %d requests "
+			"in %.3f s = %.0f/s (%zu polls)\n",
+			ack_each ? " (ack each)" : "", r + 1, n, el, rate[r],
 			polls);
 	}
-	printf("cohort tput %.3f\n", median(rate, (size_t)rounds));
+	printf("cohort %s %.3f\n", ack_each ? "tput_ack" : "tput",
+	       median(rate, (size_t)rounds));
 	free(rate);
 }
 
@@ -503,6 +556,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: cohort_bench PROFILE latency TARGETS N ROUNDS TAG\n"
 		"       cohort_bench PROFILE throughput N ROUNDS\n"
+		"       cohort_bench PROFILE throughput-ack N ROUNDS\n"
 		"       cohort_bench PROFILE transfer MIB ROUNDS\n"
 		"       cohort_bench PROFILE scatter MIB ROUNDS\n"
 		"       cohort_bench PROFILE pids\n"
@@ -531,7 +585,9 @@ main(int argc, char **argv)
 	if (strcmp(mode, "latency") == 0 && argc == 7)
 		mode_latency(c, argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
 	else if (strcmp(mode, "throughput") == 0 && argc == 5)
-		mode_throughput(c, atoi(argv[3]), atoi(argv[4]));
+		mode_throughput(c, atoi(argv[3]), atoi(argv[4]), 0);
+	else if (strcmp(mode, "throughput-ack") == 0 && argc == 5)
+		mode_throughput(c, atoi(argv[3]), atoi(argv[4]), 1);
 	else if (strcmp(mode, "transfer") == 0 && argc == 5)
 		mode_transfer(c, atoi(argv[3]), atoi(argv[4]));
 	else if (strcmp(mode, "scatter") == 0 && argc == 5)

@@ -32,6 +32,9 @@ import ipyparallel as ipp
 
 PIDFILE = None
 MIB = 1 << 20
+# Seconds between the last transfer and the "after transfers" memory
+# readings; bench/run waits as long on the Cohort side.
+SETTLE = 2
 
 
 class StepTimeout(Exception):
@@ -278,6 +281,9 @@ def phase_main(rounds, nlat, ntput):
         with step("scatter_256", 120):
             scatter(view, 256, rounds)
         with step("rss_after", 30):
+            # As bench/run does for Cohort: SETTLE s after the last
+            # transfer.
+            time.sleep(SETTLE)
             report_rss(cl, "")
             result("eng_rss", rss_kib(eng) / 1024)
     finally:

@@ -19,6 +19,8 @@ ROWS = [
     ("lat_e4_median", "execute 'pass', 4 engines, median", "ms", "lower"),
     ("lat_e4_p99", "execute 'pass', 4 engines, p99", "ms", "lower"),
     ("tput", "non-blocking executes, 4 engines", "req/s", "higher"),
+    ("tput_ack", "non-blocking, waiting for each ack (Cohort only)",
+     "req/s", "higher"),
     ("push_8", "push 8 MiB float64 to 4", "MiB/s", "higher"),
     ("pull_8", "pull 8 MiB float64 from 4", "MiB/s", "higher"),
     ("push_256", "push 256 MiB float64 to 4", "MiB/s", "higher"),

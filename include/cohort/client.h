@@ -194,4 +194,37 @@ int cohort_jobs(struct cohort_client *c, struct cohort_job **list, size_t *n,
 int cohort_engines(struct cohort_client *c, struct cohort_engine **list,
 		   size_t *n, struct cohort_error *err);
 
+/* Asynchronous submission. cohort_submit() sends a request as
+ * cohort_request() would with nonblock set, but returns as soon as it is
+ * queued, without waiting for the controller's acknowledgement: many
+ * requests can be in flight on one connection. It returns a ticket (> 0)
+ * that the acknowledgement will carry, or -1 with err if the request
+ * could not be sent (bad targets, connection lost). At most 4,096
+ * submissions wait for their acknowledgement at a time: beyond that (or
+ * while over 32 MiB of output are queued) cohort_submit() first waits.
+ * rq->data is referenced, not copied, when it is larger than 4 MiB: keep
+ * it until cohort_collect() has returned. Other calls may be made between
+ * submissions; acknowledgements that arrive meanwhile are kept.
+ *
+ * cohort_collect() waits until every submission made since the last
+ * collect is acknowledged, then calls fn once per submission, in
+ * submission order, with its ticket and either the job id (the results
+ * wait in the controller's table of jobs: cohort_result(); it keeps the
+ * last 1,000 finished jobs, see cohort-controller --jobs) or the
+ * controller's refusal (error, e.g. "no engine 7"; job is then 0). It
+ * returns the number of refused submissions, or -1 with err if the
+ * connection was lost (unacknowledged submissions are then forgotten).
+ *
+ *	for (i = 0; i < n; i++)
+ *		if (cohort_submit(c, &rq, &err) < 0) ...
+ *	cohort_collect(c, on_ack, &jobs, &err);
+ */
+int64_t cohort_submit(struct cohort_client *c,
+		      const struct cohort_request *rq,
+		      struct cohort_error *err);
+typedef void (*cohort_ack_fn)(int64_t ticket, int64_t job, const char *error,
+			      void *arg);
+int cohort_collect(struct cohort_client *c, cohort_ack_fn fn, void *arg,
+		   struct cohort_error *err);
+
 #endif

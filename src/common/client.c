@@ -986,3 +986,204 @@ cohort_engines(struct cohort_client *c, struct cohort_engine **list,
 	c->nengines = 0;
 	return 0;
 }
+
+/* Asynchronous submission: cohort_submit() and cohort_collect().
+ *
+ * A submission is cohort_request() with nonblock set, encoded exactly as a
+ * blocking request, that returns once the request is queued: while it
+ * runs, a hook on the connection marks the request done as soon as its
+ * header is queued. The controller's acknowledgements (a done message
+ * with the job id, or an error) are picked up by a message handler put in
+ * front of on_message() at the first submission, whichever call happens
+ * to be running the loop when they arrive; cohort_collect() waits for the
+ * missing ones and hands them out. The bookkeeping hangs off the
+ * connection and goes with it. */
+
+/* Unacknowledged submissions at most; cohort_submit() waits beyond. */
+#define SUBMIT_WINDOW 4096
+
+struct submission {
+	uint64_t id; /* the request id: the ticket */
+	int64_t job; /* the controller's job id, once acknowledged */
+	char *error; /* the controller's refusal, or NULL */
+	bool acked;
+};
+
+struct submit_state {
+	struct submission *v; /* in increasing id order */
+	size_t n, cap, nacked;
+	uint64_t hooked; /* the id cohort_submit() just queued, or 0 */
+};
+
+static void
+submit_state_free(void *p)
+{
+	struct submit_state *s = p;
+
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].error);
+	free(s->v);
+	free(s);
+}
+
+static struct submission *
+submission_find(struct submit_state *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid].id == id)
+			return &s->v[mid];
+		if (s->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void
+submit_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
+	       void *arg)
+{
+	struct submit_state *s = conn_user(conn);
+	struct submission *sub;
+
+	if (s == NULL || !msg_has(m, F_ID) ||
+	    (sub = submission_find(s, (uint64_t)m->id)) == NULL) {
+		on_message(conn, m, payload, arg);
+		return;
+	}
+	/* A done message acknowledges (the job may even have ended at once,
+	 * its replies before it); nothing follows it. */
+	if (sub->acked || (m->type != MSG_DONE && m->type != MSG_ERROR))
+		return;
+	if (m->type == MSG_ERROR)
+		sub->error = xstrndup(m->message.p, m->message.n);
+	else if (msg_has(m, F_JOBID))
+		sub->job = m->jobid;
+	sub->acked = true;
+	s->nacked++;
+}
+
+/* The sent hook: the request cohort_submit() is sending is queued. */
+static void
+submit_sent(struct conn *conn, const struct msg *m, void *arg)
+{
+	struct cohort_client *c = arg;
+	struct submit_state *s = conn_user(conn);
+	struct submission *sub;
+
+	if (s == NULL || s->hooked != 0 || m->type != MSG_REQUEST ||
+	    !msg_has(m, F_ID) || (uint64_t)m->id != c->cur_id ||
+	    !msg_has(m, F_NONBLOCK) || !m->nonblock)
+		return;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	sub = &s->v[s->n++];
+	memset(sub, 0, sizeof(*sub));
+	sub->id = c->cur_id;
+	s->hooked = c->cur_id;
+	/* cohort_request() returns without waiting for the answer. */
+	c->done = true;
+}
+
+static struct submit_state *
+submit_state(struct cohort_client *c)
+{
+	struct submit_state *s = conn_user(c->conn);
+	struct conn_handlers h = client_handlers;
+
+	if (s != NULL)
+		return s;
+	s = xcalloc(1, sizeof(*s));
+	conn_set_user(c->conn, s, submit_state_free);
+	h.message = submit_message;
+	conn_set_handlers(c->conn, &h);
+	return s;
+}
+
+/* Send a request without waiting for the controller's answer. */
+int64_t
+cohort_submit(struct cohort_client *c, const struct cohort_request *rq,
+	      struct cohort_error *err)
+{
+	struct cohort_request nb;
+	struct submit_state *s;
+	uint64_t id;
+	int rc;
+
+	if (c->conn == NULL)
+		return errprintf(err, "%s", c->reason);
+	/* Keep the window, and do not queue without bound. */
+	for (;;) {
+		s = submit_state(c);
+		if (s->n - s->nacked < SUBMIT_WINDOW &&
+		    !conn_congested(c->conn))
+			break;
+		event_base_loop(c->base, EVLOOP_ONCE);
+		if (c->conn == NULL)
+			return errprintf(err, "%s", c->reason);
+	}
+	nb = *rq;
+	nb.nonblock = 1;
+	s->hooked = 0;
+	conn_set_sent_hook(c->conn, submit_sent, c);
+	rc = cohort_request(c, &nb, NULL, NULL, err);
+	if (c->conn == NULL)
+		return rc < 0 ? -1 : errprintf(err, "%s", c->reason);
+	conn_set_sent_hook(c->conn, NULL, NULL);
+	id = s->hooked;
+	s->hooked = 0;
+	if (id == 0)
+		return rc < 0 ? -1
+			      : errprintf(err, "the request was not sent");
+	if (rc < 0) {
+		/* Queued in part: forget it (its answer is then ignored). */
+		s->n--;
+		return -1;
+	}
+	/* Let the bytes out and the acknowledgements in, without waiting. */
+	event_base_loop(c->base, EVLOOP_NONBLOCK);
+	return (int64_t)id;
+}
+
+/* Wait for the answers to every submission not yet collected. */
+int
+cohort_collect(struct cohort_client *c, cohort_ack_fn fn, void *arg,
+	       struct cohort_error *err)
+{
+	struct submit_state *s;
+	struct submission *v;
+	size_t n;
+	int nrefused = 0;
+
+	for (;;) {
+		if (c->conn == NULL)
+			return errprintf(err, "%s", c->reason);
+		s = conn_user(c->conn);
+		if (s == NULL || s->nacked == s->n)
+			break;
+		event_base_loop(c->base, EVLOOP_ONCE);
+	}
+	if (s == NULL)
+		return 0;
+	/* Take the list out: fn may submit again. */
+	v = s->v;
+	n = s->n;
+	s->v = NULL;
+	s->n = s->cap = s->nacked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].error != NULL)
+			nrefused++;
+		if (fn != NULL)
+			fn((int64_t)v[i].id, v[i].job, v[i].error, arg);
+		free(v[i].error);
+	}
+	free(v);
+	return nrefused;
+}

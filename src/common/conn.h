@@ -96,5 +96,25 @@ void conn_set_max_payload(struct conn *c, uint64_t max);
 void conn_set_idle_timeout(struct conn *c, double secs);
 /* Change the callback argument. */
 void conn_set_arg(struct conn *c, void *arg);
+/* Replace the callbacks; the argument stays. */
+void conn_set_handlers(struct conn *c, const struct conn_handlers *h);
+/* Call fn(c, m, arg) right after each message header is queued on c, from
+ * inside conn_send() and its kin (NULL: stop). */
+void conn_set_sent_hook(struct conn *c,
+			void (*fn)(struct conn *c, const struct msg *m,
+				   void *arg),
+			void *arg);
+/* Attach data to c; free_fn(user) runs when c is freed (may be NULL). */
+void conn_set_user(struct conn *c, void *user, void (*free_fn)(void *user));
+void *conn_user(const struct conn *c);
+
+/* Return freed heap to the kernel (malloc_trim) once no payload of 64 KiB
+ * or more, and no new connection, has been seen for delay seconds, and
+ * from then on whenever the free heap has grown by 4 MiB (checked every
+ * delay seconds); 0 (the default) never does. Process-wide, on the loop
+ * of the first connection that sees bulk traffic; for long-lived daemons
+ * (the controller, engines), whose payload buffers are freed in the
+ * middle of the heap, where glibc does not give them back by itself. */
+void conn_trim_when_idle(double delay);
 
 #endif

@@ -25,6 +25,8 @@ struct peer {
 	struct engine *engine;       /* PEER_ENGINE */
 	uint64_t stream_job;         /* PEER_CLIENT: job whose chunks arrive */
 	bool paused;                 /* reading stopped by backpressure */
+	double accepted;             /* PEER_PENDING: when it connected */
+	int sweeps;                  /* PEER_PENDING: hello sweeps since */
 	TAILQ_HEAD(client_jobs_s, job) jobs;/* PEER_CLIENT: its jobs in flight */
 	TAILQ_ENTRY(peer) entry;
 };

@@ -17,6 +17,7 @@
 #include "util.h"
 
 static struct event_base *jobs_base;
+static bool any_paused; /* some peer may have paused reading */
 uint64_t jobs_max_value = 4ull << 30;
 size_t jobs_keep = 1000;
 
@@ -81,6 +82,22 @@ finished_add(struct job *j)
 	}
 }
 
+/* An sbuffer starts at 8 KiB: for a reply header of 100 bytes that is
+ * 8 MB per kept job of 1,000 engines. Keep only what is used. */
+static void
+sbuffer_fit(msgpack_sbuffer *sb)
+{
+	char *d;
+
+	if (sb->size == 0 || sb->size == sb->alloc)
+		return;
+	d = realloc(sb->data, sb->size);
+	if (d != NULL) {
+		sb->data = d;
+		sb->alloc = sb->size;
+	}
+}
+
 /* Remember a reply for 'cohort result'. */
 static void
 job_record(struct job *j, struct msg *m)
@@ -92,6 +109,7 @@ job_record(struct job *j, struct msg *m)
 			      (j->nrecords + 1) * sizeof(*j->records));
 	msgpack_sbuffer_init(&j->records[j->nrecords]);
 	msg_encode(&copy, &j->records[j->nrecords]);
+	sbuffer_fit(&j->records[j->nrecords]);
 	j->nrecords++;
 }
 static TAILQ_HEAD(job_head_s, job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
@@ -1042,6 +1060,7 @@ jobs_client_chunk(struct peer *client, struct msg *m, struct evbuffer *payload)
 	 * jobs_drained() resumes it. */
 	if (any_congested_target(j)) {
 		client->paused = true;
+		any_paused = true;
 		conn_pause(client->conn, true);
 	}
 }
@@ -1066,6 +1085,7 @@ jobs_engine_chunk(struct engine *e, struct msg *m, struct evbuffer *payload)
 		conn_send(j->client->conn, m, payload);
 		if (conn_congested(j->client->conn) && e->peer != NULL) {
 			e->peer->paused = true;
+			any_paused = true;
 			conn_pause(e->peer->conn, true);
 		}
 	}
@@ -1082,8 +1102,13 @@ void
 jobs_drained(struct peer *p)
 {
 	struct peer *q;
+	bool still = false;
 
 	(void)p;
+	/* Every connection's drain calls this: scan the peers only when one
+	 * may be paused (a scan per drain is O(engines^2) per request). */
+	if (!any_paused)
+		return;
 	for (q = peer_first(); q != NULL; q = peer_next(q)) {
 		bool held = false;
 		struct job *j;
@@ -1108,8 +1133,11 @@ jobs_drained(struct peer *p)
 		if (!held) {
 			q->paused = false;
 			conn_pause(q->conn, false);
+		} else {
+			still = true;
 		}
 	}
+	any_paused = still;
 }
 
 /* Answer every pending target of a dead engine. */
@@ -1128,7 +1156,10 @@ jobs_engine_dead(struct engine *e, const char *reason)
 		next = TAILQ_NEXT(j, entry);
 		if (t == NULL || !t->pending)
 			continue;
-		if (t->got >= ESCALATE_TERM)
+		/* Gone after our signal, and not for want of heartbeats
+		 * (a stopped process never got it). */
+		if (t->got >= ESCALATE_TERM &&
+		    strncmp(reason, "no heartbeat", 12) != 0)
 			answer_late(j, t, true);
 		else
 			job_answer(j, t, "dead", "EngineDead", text, NULL);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ static struct {
 	double heartbeat;
 	int tolerance;
 	struct event *heartbeat_ev;
+	struct event *hello_ev;
 } ctl;
 
 static void
@@ -337,6 +339,34 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Drop peers that have not said hello HELLO_TIMEOUT seconds after they
+ * connected. Like the heartbeat, count sweeps as well as seconds: a
+ * controller starved of CPU must not drop peers whose handshake it has
+ * not had the time to read (a read timeout on the connection would). */
+static void
+hello_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	double now = now_monotonic();
+	struct peer *p, *next;
+	char label[128];
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (p = TAILQ_FIRST(&ctl.peers); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, entry);
+		if (p->kind != PEER_PENDING || ++p->sweeps <= HELLO_TIMEOUT ||
+		    now - p->accepted <= HELLO_TIMEOUT)
+			continue;
+		log_warnx("connection from %s closed before hello: timed out "
+			  "waiting for the peer (no hello %.0f s after it "
+			  "connected)", peer_label(p, label, sizeof(label)),
+			  now - p->accepted);
+		conn_close(p->conn);
+		peer_free(p);
+	}
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	  int len, void *arg)
@@ -372,8 +402,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	/* Large values come in chunks; one frame never needs more. The
 	 * value limit (--max-payload) is checked per request instead. */
 	conn_set_max_payload(p->conn, FRAME_MAX_PAYLOAD);
-	/* A peer that never completes the handshake and hello is dropped. */
-	conn_set_idle_timeout(p->conn, HELLO_TIMEOUT);
+	/* A peer that never completes the handshake and hello is dropped
+	 * (hello_sweep_cb). */
+	p->accepted = now_monotonic();
 	TAILQ_INSERT_TAIL(&ctl.peers, p, entry);
 }
 
@@ -491,6 +522,10 @@ main(int argc, char **argv)
 	struct peer *p;
 
 	log_init("cohort-controller", STDERR_FILENO);
+	/* Payloads pass through in small buffer chains spread over the heap,
+	 * which glibc keeps after they are freed: give the pages back once
+	 * bulk traffic has stopped for a second. */
+	conn_trim_when_idle(1.0);
 	ctl.max_payload = 4ull << 30;
 	jobs_max_value = ctl.max_payload;
 	ctl.heartbeat = 1.0;
@@ -552,6 +587,17 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_route_libevent();
+	{
+		/* A descriptor per engine and client: a soft limit of 1024
+		 * would refuse the thousandth engine. Take the hard limit. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 
 	if (cohort_profile_path(profile, ctl.dir, sizeof(ctl.dir), &err) < 0 ||
 	    cohort_profile_ensure(ctl.dir, &err) < 0 ||
@@ -604,6 +650,12 @@ main(int argc, char **argv)
 		if (ctl.heartbeat_ev == NULL ||
 		    event_add(ctl.heartbeat_ev, &tv) < 0)
 			fatalx("cannot start the heartbeat");
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+		ctl.hello_ev = event_new(ctl.base, -1, EV_PERSIST,
+					 hello_sweep_cb, NULL);
+		if (ctl.hello_ev == NULL || event_add(ctl.hello_ev, &tv) < 0)
+			fatalx("cannot start the hello timer");
 	}
 	write_conninfo(ip, bound);
 	log_info("listening on %s:%d (profile %s)", ip, bound, ctl.dir);
@@ -612,6 +664,26 @@ main(int argc, char **argv)
 
 	unlink(ctl.engine_file);
 	unlink(ctl.client_file);
+	{
+		/* Engines first, in id order: the ranks of one MPI job go
+		 * together, so each job can leave MPI_Finalize while the
+		 * next is closed (on a crowded host, ranks waiting there for
+		 * the rest of their job take the CPU this loop needs). */
+		int64_t *ids;
+		size_t n = registry_live_ids(&ids);
+
+		for (size_t i = 0; i < n; i++) {
+			struct engine *e = registry_get(ids[i]);
+
+			if (e->peer == NULL)
+				continue;
+			p = e->peer;
+			e->peer = NULL;
+			conn_close(p->conn);
+			peer_free(p);
+		}
+		free(ids);
+	}
 	while ((p = TAILQ_FIRST(&ctl.peers)) != NULL) {
 		conn_close(p->conn);
 		peer_free(p);
@@ -619,6 +691,7 @@ main(int argc, char **argv)
 	jobs_free();
 	registry_free();
 	event_free(ctl.heartbeat_ev);
+	event_free(ctl.hello_ev);
 	evconnlistener_free(ctl.listener);
 	event_free(sigint_ev);
 	event_free(sigterm_ev);

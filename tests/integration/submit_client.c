@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* submit_client.c - drives cohort_submit() and cohort_collect() for
+ * t2006-client-submit: many requests in flight on one connection, every
+ * job completes, each with its own correct result.
+ *
+ *	submit_client PROFILE N
+ *
+ * Prints "ok ..." lines and "all ok" at the end; on the first failure a
+ * "FAIL ..." line and exit status 1.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "cohort/client.h"
+#include "cohort/kernel.h"
+
+static struct cohort_client *c;
+static struct cohort_error err;
+
+static void
+fail(const char *what, const char *detail)
+{
+	printf("FAIL %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+	exit(1);
+}
+
+struct acks {
+	size_t n, refused;
+	int64_t *ticket, *job;
+	char error[256];
+};
+
+static void
+on_ack(int64_t ticket, int64_t job, const char *error, void *arg)
+{
+	struct acks *a = arg;
+
+	a->ticket[a->n] = ticket;
+	a->job[a->n] = error == NULL ? job : 0;
+	a->n++;
+	if (error != NULL) {
+		a->refused++;
+		snprintf(a->error, sizeof(a->error), "%s", error);
+	}
+}
+
+struct results {
+	size_t n, bad;
+	char want[64], got[256];
+};
+
+static void
+on_result(const struct cohort_reply *r, void *arg)
+{
+	struct results *res = arg;
+	const char *got = r->result ? r->result : "";
+
+	res->n++;
+	if (strcmp(r->status, "ok") != 0 || strcmp(got, res->want) != 0) {
+		res->bad++;
+		snprintf(res->got, sizeof(res->got), "engine %" PRId64
+			 ": %s '%s' %s", r->engine, r->status, got,
+			 r->evalue ? r->evalue : "");
+	}
+}
+
+/* Wait for job id to finish; every engine's result must be want ("": no
+ * result). */
+static void
+expect_job(int64_t id, const char *want, size_t nengines)
+{
+	struct results res;
+	int running = 1;
+
+	for (int polls = 0; running; polls++) {
+		memset(&res, 0, sizeof(res));
+		snprintf(res.want, sizeof(res.want), "%s", want);
+		if (cohort_result(c, id, on_result, &res, &running, &err) < 0)
+			fail("result of a job", err.text);
+		if (running) {
+			if (polls > 60000)
+				fail("a job never finished", NULL);
+			usleep(2000);
+		}
+	}
+	if (res.n != nengines || res.bad != 0) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "job %" PRId64 ": %zu replies, %zu "
+			 "wrong (want '%s'; %s)", id, res.n, res.bad, want,
+			 res.got);
+		fail("wrong results", why);
+	}
+}
+
+/* A float64 ndarray of n elements 0, 1, ..., n-1 (COHORT_EXT_NDARRAY). */
+static void
+make_array(size_t n, msgpack_sbuffer *out)
+{
+	msgpack_sbuffer hdr;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&hdr);
+	msgpack_packer_init(&pk, &hdr, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "<f8", 3);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_uint64(&pk, n);
+	msgpack_sbuffer_init(out);
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_ext(&pk, hdr.size + n * sizeof(double),
+			 COHORT_EXT_NDARRAY);
+	msgpack_sbuffer_write(out, hdr.data, hdr.size);
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)i;
+
+		msgpack_sbuffer_write(out, (const char *)&d, sizeof(d));
+	}
+	msgpack_sbuffer_destroy(&hdr);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cohort_request rq = { .op = "execute", .targets = "all" };
+	struct cohort_engine *engines;
+	struct acks a = { 0 };
+	msgpack_sbuffer big;
+	size_t nengines, n, total;
+	int64_t prev;
+	int rc;
+
+	if (argc != 3)
+		fail("usage: submit_client PROFILE N", NULL);
+	n = (size_t)atoi(argv[2]);
+	c = cohort_connect(argv[1], &err);
+	if (c == NULL)
+		fail("connect", err.text);
+	if (cohort_engines(c, &engines, &nengines, &err) < 0)
+		fail("engines", err.text);
+	free(engines);
+	total = n + 4;
+	a.ticket = calloc(total, sizeof(int64_t));
+	a.job = calloc(total, sizeof(int64_t));
+	if (a.ticket == NULL || a.job == NULL)
+		fail("out of memory", NULL);
+
+	/* A counter every engine steps once per job: job k must see k. */
+	rq.code = "k = 0";
+	if (cohort_submit(c, &rq, &err) < 0)
+		fail("submit", err.text);
+	rq.code = "k += 1; k";
+	for (size_t i = 0; i < n; i++) {
+		if (cohort_submit(c, &rq, &err) < 0)
+			fail("submit", err.text);
+		if (i == n / 2) {
+			/* A blocking request in the middle: acknowledgements
+			 * that arrive while it waits are kept. */
+			struct results res = { .want = "'mid'" };
+
+			rc = cohort_execute(c, "0", "'mid'", 60, on_result,
+					    &res, &err);
+			if (rc != 0 || res.bad != 0 || res.n != 1)
+				fail("blocking execute among submissions",
+				     rc < 0 ? err.text : res.got);
+		}
+	}
+	printf("ok %zu executes submitted on one connection\n", n + 1);
+
+	/* One the controller refuses: the others are not affected. */
+	rq.targets = "999";
+	if (cohort_submit(c, &rq, &err) < 0)
+		fail("submit to an unknown engine", err.text);
+	rq.targets = "all";
+
+	/* A push (2 MiB: one message; the controller refuses the chunks of
+	 * a value over 4 MiB in a nonblock request, a bug of its own), and
+	 * the execute after it sees the whole of it. */
+	make_array(1u << 18, &big);
+	rq.op = "push";
+	rq.code = NULL;
+	rq.name = "big";
+	rq.data = big.data;
+	rq.len = big.size;
+	if (cohort_submit(c, &rq, &err) < 0)
+		fail("submit push", err.text);
+	rq = (struct cohort_request){ .op = "execute", .targets = "all",
+				      .code = "float(big.sum())" };
+	if (cohort_submit(c, &rq, &err) < 0)
+		fail("submit", err.text);
+
+	rc = cohort_collect(c, on_ack, &a, &err);
+	if (rc < 0)
+		fail("collect", err.text);
+	msgpack_sbuffer_destroy(&big);
+	if (a.n != total)
+		fail("collect did not report every submission", NULL);
+	if (rc != 1 || a.refused != 1 || a.job[n + 1] != 0 ||
+	    strstr(a.error, "999") == NULL)
+		fail("the unknown engine was not the one refusal", a.error);
+	printf("ok collect: %zu acknowledged, 1 refused (%s)\n", total - 1,
+	       a.error);
+	prev = 0;
+	for (size_t i = 0; i < total; i++) {
+		if (a.ticket[i] <= prev)
+			fail("tickets are not in submission order", NULL);
+		prev = a.ticket[i];
+	}
+	prev = 0;
+	for (size_t i = 0; i < total; i++) {
+		if (i == n + 1)
+			continue;
+		if (a.job[i] <= prev)
+			fail("job ids are not increasing", NULL);
+		prev = a.job[i];
+	}
+	printf("ok tickets and job ids in submission order\n");
+
+	/* Every job finished, each with its own result on every engine. */
+	expect_job(a.job[0], "", nengines);
+	for (size_t i = 1; i <= n; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "%zu", i);
+		expect_job(a.job[i], want, nengines);
+	}
+	printf("ok all %zu counter jobs done, job k saw k on all %zu "
+	       "engines\n", n, nengines);
+	expect_job(a.job[n + 2], "", nengines);
+	expect_job(a.job[n + 3], "34359607296.0", nengines);
+	printf("ok the pushed value arrived whole\n");
+
+	/* Nothing left to collect. */
+	a.n = 0;
+	if (cohort_collect(c, on_ack, &a, &err) != 0 || a.n != 0)
+		fail("a second collect found submissions", NULL);
+	printf("ok a second collect is empty\n");
+	cohort_disconnect(c);
+	free(a.ticket);
+	free(a.job);
+	printf("all ok\n");
+	return 0;
+}
