@@ -82,6 +82,8 @@ struct job {
 	enum escalate step;     /* how far it has gone */
 	double timeout, grace;  /* seconds: the timeout, between steps */
 	bool side;             /* 'where': answered beside any running task */
+	bool detach;           /* nonblock: leave the client once its value
+				  has arrived */
 	char *op, *code;       /* for listings: the operation, code summary */
 	char *spec;            /* the targets, compact ("0-3") */
 	double started;

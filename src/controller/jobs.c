@@ -969,8 +969,13 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 		msg_set_int(&ack, F_NONBLOCK, 1);
 		msg_set_int(&ack, F_NTARGETS, (int64_t)j->ntargets);
 		conn_send(client->conn, &ack, NULL);
-		TAILQ_REMOVE(&client->jobs, j, client_entry);
-		j->client = NULL;
+		if (j->inbound_stream) {
+			/* Its chunks are still to come from this client. */
+			j->detach = true;
+		} else {
+			TAILQ_REMOVE(&client->jobs, j, client_entry);
+			j->client = NULL;
+		}
 	}
 	if (j->timeout > 0 && j->npending > 0) {
 		j->timer = evtimer_new(jobs_base, job_timeout_cb, j);
@@ -1055,6 +1060,10 @@ jobs_client_chunk(struct peer *client, struct msg *m, struct evbuffer *payload)
 	if (last) {
 		j->inbound_stream = false;
 		client->stream_job = 0;
+		if (j->detach) {
+			TAILQ_REMOVE(&client->jobs, j, client_entry);
+			j->client = NULL;
+		}
 	}
 	/* Backpressure: stop reading this client while an engine is behind;
 	 * jobs_drained() resumes it. */

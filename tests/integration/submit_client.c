@@ -178,10 +178,9 @@ main(int argc, char **argv)
 		fail("submit to an unknown engine", err.text);
 	rq.targets = "all";
 
-	/* A push (2 MiB: one message; the controller refuses the chunks of
-	 * a value over 4 MiB in a nonblock request, a bug of its own), and
+	/* A push of 8 MiB (sent in chunks after the request itself), and
 	 * the execute after it sees the whole of it. */
-	make_array(1u << 18, &big);
+	make_array(1u << 20, &big);
 	rq.op = "push";
 	rq.code = NULL;
 	rq.name = "big";
@@ -232,7 +231,7 @@ main(int argc, char **argv)
 	printf("ok all %zu counter jobs done, job k saw k on all %zu "
 	       "engines\n", n, nengines);
 	expect_job(a.job[n + 2], "", nengines);
-	expect_job(a.job[n + 3], "34359607296.0", nengines);
+	expect_job(a.job[n + 3], "549755289600.0", nengines);
 	printf("ok the pushed value arrived whole\n");
 
 	/* Nothing left to collect. */

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # t2006-client-submit: libcohort's asynchronous submission. 300 executes
 # are sent with cohort_submit() without waiting for each acknowledgement
-# (a blocking request among them), with a refused one and a push;
+# (a blocking request among them), with a refused one and an 8 MiB push;
 # cohort_collect() hands out every job id in submission order, and every
 # job completes with its own correct result on all 4 engines
 # (tests/integration/submit_client.c).

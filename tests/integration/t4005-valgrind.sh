@@ -96,8 +96,8 @@ expect_eq "px --timeout 1 of a 3 s sleep times out" \
 	"[(0, 'timeout', 'Timeout'), (1, 'timeout', 'Timeout')]"
 sleep 3 # the late replies come in and are dropped
 expect_eq "px --timeout 1 --interrupt-on-timeout of a 30 s sleep" \
-	"$(px_results --timeout 1 --interrupt-on-timeout 'import time; time.sleep(30)')" \
-	"[(0, 'timeout', 'Timeout'), (1, 'timeout', 'Timeout')]"
+	"$(px_results --timeout 1 --interrupt-on-timeout --grace 20 'import time; time.sleep(30)')" \
+	"[(0, 'error', 'KeyboardInterrupt'), (1, 'error', 'KeyboardInterrupt')]"
 out=$(cohort px --nonblock 'import time; time.sleep(30)' 2>&1)
 job=$(echo "$out" | sed -n 's/^job \([0-9][0-9]*\) submitted.*/\1/p')
 check "px --nonblock gives a job id ($job)" test -n "$job"
