@@ -59,6 +59,11 @@ struct px_collect {
 	size_t n, cap;
 };
 
+/* Connect, send rq and collect its replies sorted by engine (cmd.c):
+ * the count of failed engines, or -1 once the error is printed. */
+int cli_request(struct cli_ctx *ctx, const struct cohort_request *rq,
+		struct px_collect *col);
+
 /* A cohort_reply_fn that appends to a struct px_collect. */
 void collect_reply(const struct cohort_reply *r, void *arg);
 /* Sort and free collected replies. */

@@ -113,7 +113,6 @@ cmd_data_exec(struct cli_ctx *ctx, int argc, char **argv)
 	bool bcast = e == &cmd_bcast_entry, move = e == &cmd_move_entry;
 	bool has_root = false, has_to = false;
 	struct px_collect col = { 0 };
-	struct cohort_client *c;
 	struct cohort_error err;
 	int64_t to = 0;
 	char target[32];
@@ -184,16 +183,9 @@ cmd_data_exec(struct cli_ctx *ctx, int argc, char **argv)
 		snprintf(target, sizeof(target), "%lld", (long long)to);
 		rq.targets = target;
 	}
-	c = cli_connect(ctx);
-	if (c == NULL)
+	rc = cli_request(ctx, &rq, &col);
+	if (rc < 0)
 		return 1;
-	rc = cohort_request(c, &rq, collect_reply, &col, &err);
-	cohort_disconnect(c);
-	if (rc < 0) {
-		collect_clear(&col);
-		return cli_error("%s", err.text);
-	}
-	px_replies_sort(col.r, col.n);
 	if (json)
 		output_px_json(col.r, col.n);
 	else

@@ -32,17 +32,15 @@ cmd_interrupt_exec(struct cli_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cohort_request rq = { .op = "interrupt" };
 	struct px_collect col = { 0 };
-	const char *targets = NULL;
-	struct cohort_client *c;
-	struct cohort_error err;
 	int ch, rc;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			targets = optarg;
+			rq.targets = optarg;
 			break;
 		case 'p':
 			ctx->profile = optarg;
@@ -58,16 +56,9 @@ cmd_interrupt_exec(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage_error(&cmd_interrupt_entry,
 				       "unexpected argument");
-	c = cli_connect(ctx);
-	if (c == NULL)
+	rc = cli_request(ctx, &rq, &col);
+	if (rc < 0)
 		return 1;
-	rc = cohort_interrupt(c, targets, collect_reply, &col, &err);
-	cohort_disconnect(c);
-	if (rc < 0) {
-		collect_clear(&col);
-		return cli_error("%s", err.text);
-	}
-	px_replies_sort(col.r, col.n);
 	output_grouped(col.r, col.n);
 	collect_clear(&col);
 	return rc == 0 ? 0 : 1;

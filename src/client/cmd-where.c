@@ -43,8 +43,6 @@ cmd_where_exec(struct cli_ctx *ctx, int argc, char **argv)
 	};
 	struct cohort_request rq = { .op = "where" };
 	struct px_collect col = { 0 };
-	struct cohort_client *c;
-	struct cohort_error err;
 	int ch, rc, verbose = 0, json = 0;
 
 	optind = 1;
@@ -71,16 +69,9 @@ cmd_where_exec(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error(&cmd_where_entry, "unexpected argument");
-	c = cli_connect(ctx);
-	if (c == NULL)
+	rc = cli_request(ctx, &rq, &col);
+	if (rc < 0)
 		return 1;
-	rc = cohort_request(c, &rq, collect_reply, &col, &err);
-	cohort_disconnect(c);
-	if (rc < 0) {
-		collect_clear(&col);
-		return cli_error("%s", err.text);
-	}
-	px_replies_sort(col.r, col.n);
 	if (json) {
 		output_px_json(col.r, col.n);
 		collect_clear(&col);

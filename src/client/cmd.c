@@ -143,3 +143,27 @@ cli_connect(struct cli_ctx *ctx)
 		cli_error("%s", err.text);
 	return c;
 }
+
+/* Connect, send one request and collect its replies, sorted by engine:
+ * the number of failed engines, or -1 after printing why the request as
+ * a whole failed. */
+int
+cli_request(struct cli_ctx *ctx, const struct cohort_request *rq,
+	    struct px_collect *col)
+{
+	struct cohort_client *c = cli_connect(ctx);
+	struct cohort_error err;
+	int rc;
+
+	if (c == NULL)
+		return -1;
+	rc = cohort_request(c, rq, collect_reply, col, &err);
+	cohort_disconnect(c);
+	if (rc < 0) {
+		collect_clear(col);
+		cli_error("%s", err.text);
+		return -1;
+	}
+	px_replies_sort(col->r, col->n);
+	return rc;
+}

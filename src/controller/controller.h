@@ -41,6 +41,7 @@ struct engine {
 	double registered; /* monotonic time */
 	int ntasks;        /* tasks sent and not answered */
 	double last_seen;  /* monotonic time of its last message */
+	bool silent;       /* declared dead for missed heartbeats */
 	struct peer *peer; /* NULL once dead */
 };
 

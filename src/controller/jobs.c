@@ -1167,8 +1167,7 @@ jobs_engine_dead(struct engine *e, const char *reason)
 			continue;
 		/* Gone after our signal, and not for want of heartbeats
 		 * (a stopped process never got it). */
-		if (t->got >= ESCALATE_TERM &&
-		    strncmp(reason, "no heartbeat", 12) != 0)
+		if (t->got >= ESCALATE_TERM && !e->silent)
 			answer_late(j, t, true);
 		else
 			job_answer(j, t, "dead", "EngineDead", text, NULL);

@@ -335,6 +335,7 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 			 "(tolerance %d x %.1f s)", now - p->engine->last_seen,
 			 ctl.tolerance, ctl.heartbeat);
 		conn_close(p->conn);
+		p->engine->silent = true; /* not our signal: see jobs.c */
 		on_lost(NULL, reason, p);
 	}
 }

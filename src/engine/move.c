@@ -16,6 +16,7 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,23 @@ bcast_bytes(void *buf, size_t len, int root, MPI_Comm comm)
 		size_t n = len - off < PIECE ? len - off : PIECE;
 		int rc = PMPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root,
 				    comm);
+
+		if (rc != MPI_SUCCESS)
+			return rc;
+	}
+	return MPI_SUCCESS;
+}
+
+/* Send len bytes to, or receive them from, world rank peer, in pieces. */
+static int
+p2p_bytes(void *buf, size_t len, int peer, bool send)
+{
+	for (size_t off = 0; off < len; off += PIECE) {
+		int n = (int)(len - off < PIECE ? len - off : PIECE);
+		int rc = send ? PMPI_Send((char *)buf + off, n, MPI_BYTE, peer,
+					  TAG_MOVE, world)
+			      : PMPI_Recv((char *)buf + off, n, MPI_BYTE, peer,
+					  TAG_MOVE, world, MPI_STATUS_IGNORE);
 
 		if (rc != MPI_SUCCESS)
 			return rc;
@@ -307,15 +325,9 @@ do_move(const struct kernel_ops *k, struct task *t, int64_t rank,
 			kernel_reply_clear(&v);
 			return;
 		}
-		rc = PMPI_Send(&st, sizeof(st), MPI_BYTE, (int)to, TAG_MOVE,
-			       world);
-		for (size_t off = 0; rc == MPI_SUCCESS && st.len > 0 &&
-		     off < v.len; off += PIECE) {
-			size_t n = v.len - off < PIECE ? v.len - off : PIECE;
-
-			rc = PMPI_Send((char *)v.data + off, (int)n, MPI_BYTE,
-				       (int)to, TAG_MOVE, world);
-		}
+		rc = p2p_bytes(&st, sizeof(st), (int)to, true);
+		if (rc == MPI_SUCCESS && st.len > 0)
+			rc = p2p_bytes(v.data, v.len, (int)to, true);
 		human(size, sizeof(size), (double)v.len);
 		if (rc != MPI_SUCCESS)
 			mpi_fail(r, "MPI_Send", rc);
@@ -327,8 +339,7 @@ do_move(const struct kernel_ops *k, struct task *t, int64_t rank,
 		kernel_reply_clear(&v);
 		return;
 	}
-	rc = PMPI_Recv(&st, sizeof(st), MPI_BYTE, (int)from, TAG_MOVE, world,
-		       MPI_STATUS_IGNORE);
+	rc = p2p_bytes(&st, sizeof(st), (int)from, false);
 	if (rc != MPI_SUCCESS)
 		{
 		mpi_fail(r, "MPI_Recv", rc);
@@ -344,14 +355,7 @@ do_move(const struct kernel_ops *k, struct task *t, int64_t rank,
 	if (buf == NULL)
 		fatalx("cannot allocate %lld bytes for a move",
 		       (long long)st.len); /* the sender would block */
-	for (size_t off = 0; rc == MPI_SUCCESS && off < (size_t)st.len;
-	     off += PIECE) {
-		size_t n = (size_t)st.len - off < PIECE ? (size_t)st.len - off
-							 : PIECE;
-
-		rc = PMPI_Recv((char *)buf + off, (int)n, MPI_BYTE, (int)from,
-			       TAG_MOVE, world, MPI_STATUS_IGNORE);
-	}
+	rc = p2p_bytes(buf, (size_t)st.len, (int)from, false);
 	human(size, sizeof(size), (double)st.len);
 	if (rc != MPI_SUCCESS)
 		mpi_fail(r, "MPI_Recv", rc);

@@ -58,23 +58,32 @@ has(const char *s, const char *sub)
 }
 
 /* A <f8 array of shape [rows, cols] holding 0, 1, 2, ... */
+/* The [dtype, shape] of a <f8 [rows, cols] array into hs (initialised). */
 static void
-pack_f8_array(msgpack_sbuffer *sb, unsigned rows, unsigned cols, size_t nbytes)
+pack_f8_header(msgpack_sbuffer *hs, size_t rows, size_t cols)
 {
-	msgpack_sbuffer hs;
-	msgpack_packer pk, hp;
-	double v[64];
-	unsigned i;
+	msgpack_packer hp;
 
-	for (i = 0; i < 64; i++)
-		v[i] = i;
-	msgpack_sbuffer_init(&hs);
-	msgpack_packer_init(&hp, &hs, msgpack_sbuffer_write);
+	msgpack_sbuffer_init(hs);
+	msgpack_packer_init(&hp, hs, msgpack_sbuffer_write);
 	msgpack_pack_array(&hp, 2);
 	msgpack_pack_str_with_body(&hp, "<f8", 3);
 	msgpack_pack_array(&hp, 2);
 	msgpack_pack_uint64(&hp, rows);
 	msgpack_pack_uint64(&hp, cols);
+}
+
+static void
+pack_f8_array(msgpack_sbuffer *sb, unsigned rows, unsigned cols, size_t nbytes)
+{
+	msgpack_sbuffer hs;
+	msgpack_packer pk;
+	double v[64];
+	unsigned i;
+
+	for (i = 0; i < 64; i++)
+		v[i] = i;
+	pack_f8_header(&hs, rows, cols);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	msgpack_pack_ext(&pk, hs.size + nbytes, COHORT_EXT_NDARRAY);
 	msgpack_pack_ext_body(&pk, hs.data, hs.size);
@@ -450,18 +459,11 @@ test_push_owned(void)
 {
 	const size_t rows = 1 << 15, cols = 8, nbytes = rows * cols * 8;
 	msgpack_sbuffer hs;
-	msgpack_packer hp;
 	size_t off, head;
 	unsigned char *block;
 	double *v;
 
-	msgpack_sbuffer_init(&hs);
-	msgpack_packer_init(&hp, &hs, msgpack_sbuffer_write);
-	msgpack_pack_array(&hp, 2);
-	msgpack_pack_str_with_body(&hp, "<f8", 3);
-	msgpack_pack_array(&hp, 2);
-	msgpack_pack_uint64(&hp, rows);
-	msgpack_pack_uint64(&hp, cols);
+	pack_f8_header(&hs, rows, cols);
 	head = 6 + hs.size; /* ext32: c9, 4-byte length, type */
 	/* Elements at a 64-byte boundary, as the engine places them. */
 	off = (64 - head % 64) % 64;
