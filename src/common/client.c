@@ -52,6 +52,8 @@ struct cohort_client {
 	struct cohort_engine *engines;
 	size_t nengines;
 	struct stream *streams;
+	char *reply_block; /* a streamed reply's malloc'd value, while its
+			      callback runs: take_reply_block() keeps it */
 	cohort_stream_fn stream_fn;
 	void *stream_arg;
 	bool interruptible;
@@ -137,7 +139,11 @@ stream_chunk(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
 		return;
 	*pp = st->next;
 	if (msg_decode(&r, st->header.data, st->header.size, &err) == 0) {
+		c->reply_block = st->data;
 		deliver_reply(c, &r, st->data, st->len);
+		if (c->reply_block == NULL)
+			st->data = NULL; /* taken */
+		c->reply_block = NULL;
 		msg_clear(&r);
 	}
 	stream_free(st);
@@ -631,6 +637,8 @@ send_and_wait(struct cohort_client *c, struct msg *m,
 		for (size_t i = 0; i < npieces && rc == 0; i++) {
 			size_t off = 0, n;
 
+			if (pieces[i].len == 0 && i + 1 < npieces)
+				continue;
 			do {
 				n = pieces[i].len - off < PROTO_CHUNK
 					    ? pieces[i].len - off
@@ -774,13 +782,15 @@ resolve_targets(struct cohort_client *c, const char *spec, struct targets *t,
 	return 0;
 }
 
-/* Split a value across targets and push one part to each. */
+/* Split a value across targets and push one part to each: each part's
+ * head, then its slice of the caller's value, sent by reference. */
 int
 cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 	       const void *data, size_t len, cohort_reply_fn fn, void *arg,
 	       struct cohort_error *err)
 {
-	msgpack_sbuffer *parts = NULL;
+	msgpack_sbuffer *heads = NULL;
+	struct value_slice *bodies = NULL;
 	struct piece *pieces = NULL;
 	int64_t *sizes = NULL;
 	struct targets t = { 0 };
@@ -793,18 +803,20 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 		return -1;
 	if (resolve_targets(c, targets, &t, err) < 0)
 		goto out;
-	parts = xcalloc(t.n, sizeof(*parts));
+	heads = xcalloc(t.n, sizeof(*heads));
+	bodies = xcalloc(t.n, sizeof(*bodies));
 	sizes = xcalloc(t.n, sizeof(*sizes));
 	for (size_t i = 0; i < t.n; i++)
-		msgpack_sbuffer_init(&parts[i]);
-	if (value_split(data, len, t.n, parts, err) < 0)
+		msgpack_sbuffer_init(&heads[i]);
+	if (value_split_ref(data, len, t.n, heads, bodies, err) < 0)
 		goto out;
-	pieces = xcalloc(t.n, sizeof(*pieces));
+	pieces = xcalloc(2 * t.n, sizeof(*pieces));
 	for (size_t i = 0; i < t.n; i++) {
-		sizes[i] = (int64_t)parts[i].size;
-		pieces[i].data = parts[i].data;
-		pieces[i].len = parts[i].size;
-		pieces[i].engine = t.ids[i];
+		sizes[i] = (int64_t)(heads[i].size + bodies[i].n);
+		pieces[2 * i] = (struct piece){ heads[i].data, heads[i].size,
+						t.ids[i] };
+		pieces[2 * i + 1] = (struct piece){ (const char *)bodies[i].p,
+						    bodies[i].n, t.ids[i] };
 	}
 	start_request(c, fn, arg);
 	msg_init(&m, MSG_REQUEST);
@@ -812,18 +824,32 @@ cohort_scatter(struct cohort_client *c, const char *targets, const char *name,
 	msg_set_str(&m, F_NAME, name);
 	msg_set_targets(&m, t.ids, t.n);
 	msg_set_parts(&m, sizes, t.n);
-	rc = send_and_wait(c, &m, pieces, t.n, err);
+	rc = send_and_wait(c, &m, pieces, 2 * t.n, err);
 out:
 	free(pieces);
-	for (size_t i = 0; parts != NULL && i < t.n; i++)
-		msgpack_sbuffer_destroy(&parts[i]);
-	free(parts);
+	for (size_t i = 0; heads != NULL && i < t.n; i++)
+		msgpack_sbuffer_destroy(&heads[i]);
+	free(heads);
+	free(bodies);
 	free(sizes);
 	targets_clear(&t);
 	return rc;
 }
 
+/* Inside a reply callback: the reply's value as a malloc'd block the
+ * caller now owns, if it came in chunks (a large value, not copied
+ * again); NULL otherwise. */
+static char *
+take_reply_block(struct cohort_client *c)
+{
+	char *b = c->reply_block;
+
+	c->reply_block = NULL;
+	return b;
+}
+
 struct gather_state {
+	struct cohort_client *c;
 	cohort_reply_fn fn;
 	void *arg;
 	int64_t *ids;
@@ -837,15 +863,19 @@ gather_reply(const struct cohort_reply *r, void *arg)
 {
 	struct gather_state *g = arg;
 
-	for (size_t i = 0; i < g->n; i++) {
-		if (g->ids[i] != r->engine || r->data == NULL)
-			continue;
-		g->data[i] = xmalloc(r->len);
-		memcpy(g->data[i], r->data, r->len);
-		g->len[i] = r->len;
-	}
 	if (g->fn != NULL)
 		g->fn(r, g->arg);
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->ids[i] != r->engine || r->data == NULL ||
+		    g->data[i] != NULL)
+			continue;
+		g->data[i] = take_reply_block(g->c);
+		if (g->data[i] == NULL) {
+			g->data[i] = xmalloc(r->len);
+			memcpy(g->data[i], r->data, r->len);
+		}
+		g->len[i] = r->len;
+	}
 }
 
 /* Pull parts from targets and concatenate them in engine order. */
@@ -854,7 +884,7 @@ cohort_gather(struct cohort_client *c, const char *targets, const char *name,
 	      void **out, size_t *outlen, cohort_reply_fn fn, void *arg,
 	      struct cohort_error *err)
 {
-	struct gather_state g = { .fn = fn, .arg = arg };
+	struct gather_state g = { .c = c, .fn = fn, .arg = arg };
 	struct targets t = { 0 };
 	msgpack_sbuffer sb;
 	int rc = -1;

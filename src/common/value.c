@@ -1702,12 +1702,14 @@ out:
 	return rc;
 }
 
-/* Split a list or an array along its first axis into n parts. */
+/* Split a list or an array along its first axis into n parts: each part's
+ * head is appended to heads[i], its body is a slice of data. */
 int
-value_split(const void *data, size_t len, size_t n, msgpack_sbuffer *parts,
-            struct cohort_error *err)
+value_split_ref(const void *data, size_t len, size_t n,
+                msgpack_sbuffer *heads, struct value_slice *bodies,
+                struct cohort_error *err)
 {
-	uint64_t shape[MAX_NDIM], rows, rowbytes = 0, k, c, b;
+	uint64_t shape[MAX_NDIM], rows, rowbytes = 0, k, c;
 	struct cohort_error e;
 	const uint8_t *start;
 	msgpack_packer pk;
@@ -1726,11 +1728,11 @@ value_split(const void *data, size_t len, size_t n, msgpack_sbuffer *parts,
 			start = rd.p;
 			for (j = 0; j < k; j++)
 				check_value(&rd, 1, NULL);
-			msgpack_packer_init(&pk, &parts[i],
+			msgpack_packer_init(&pk, &heads[i],
 			                    msgpack_sbuffer_write);
 			msgpack_pack_array(&pk, k);
-			msgpack_sbuffer_write(&parts[i], (const char *)start,
-			                      (size_t)(rd.p - start));
+			bodies[i].p = start;
+			bodies[i].n = (size_t)(rd.p - start);
 		}
 		return 0;
 	}
@@ -1747,15 +1749,32 @@ value_split(const void *data, size_t len, size_t n, msgpack_sbuffer *parts,
 	rows = a.shape[0];
 	shape[0] = 1;
 	shape_size(a.dt, a.ndim, shape, &c, &rowbytes); /* fits: a did */
-	for (i = 0, start = a.data; i < n; i++, start += b) {
+	for (i = 0, start = a.data; i < n; i++) {
 		shape[0] = rows / n + (i < rows % n);
-		b = shape[0] * rowbytes;
-		msgpack_packer_init(&pk, &parts[i], msgpack_sbuffer_write);
-		if (nd_pack_head(&pk, a.dt, a.ndim, shape, b, err) < 0)
+		bodies[i].p = start;
+		bodies[i].n = (size_t)(shape[0] * rowbytes);
+		start += bodies[i].n;
+		msgpack_packer_init(&pk, &heads[i], msgpack_sbuffer_write);
+		if (nd_pack_head(&pk, a.dt, a.ndim, shape, bodies[i].n, err) <
+		    0)
 			return -1;
-		msgpack_pack_ext_body(&pk, start, b);
 	}
 	return 0;
+}
+
+/* The same, each part whole in parts[i]. */
+int
+value_split(const void *data, size_t len, size_t n, msgpack_sbuffer *parts,
+            struct cohort_error *err)
+{
+	struct value_slice *bodies = xcalloc(n ? n : 1, sizeof(*bodies));
+	int rc = value_split_ref(data, len, n, parts, bodies, err);
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		msgpack_sbuffer_write(&parts[i], (const char *)bodies[i].p,
+		                      bodies[i].n);
+	free(bodies);
+	return rc;
 }
 
 /* Concatenate lists, or arrays of one dtype and trailing shape, into out. */

@@ -51,6 +51,18 @@ json_t *value_to_json(const void *data, size_t len, struct cohort_error *err);
 int value_split(const void *data, size_t len, size_t n,
 		msgpack_sbuffer *parts, struct cohort_error *err);
 
+/* The same without copying: part i is its head, appended to heads[i]
+ * (initialised by the caller), followed by bodies[i], a slice of data
+ * (elements' bytes, or a list's encoded items). For sending a large value
+ * in parts by reference. */
+struct value_slice {
+	const uint8_t *p;
+	size_t n;
+};
+int value_split_ref(const void *data, size_t len, size_t n,
+		    msgpack_sbuffer *heads, struct value_slice *bodies,
+		    struct cohort_error *err);
+
 /* Concatenate n values along the first axis into out: ndarrays of equal
  * dtype and trailing shape, or msgpack arrays. Mismatches are errors that
  * say which part differs. */

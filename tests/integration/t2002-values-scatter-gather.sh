@@ -64,6 +64,26 @@ print(b.dtype, b.shape, b.tobytes() == np.arange(10000000, dtype=np.float64).tob
 check "free them" cohort px 'del u'
 rm -f "$T/u.npy"
 
+# --- a chunked value with fewer rows than engines: empty parts ------------
+# Two rows of 3,000,000 float64 (48 MB, sent in chunks): engines 0 and 1
+# get one row each, engines 2 and 3 a (0, 3000000) array.
+$PYTHON -c "import numpy as np; np.save('$T/rows.npy', np.arange(6000000, dtype=np.float64).reshape(2, 3000000))"
+check "scatter a (2, 3000000) float64 over 4 engines" cohort scatter r "@$T/rows.npy"
+expect_eq "two one-row parts, two empty ones, with their trailing shape" \
+	"$(result_of '(r.shape, float(r.sum()))')" \
+	"0: ((1, 3000000), 4499998500000.0)
+1: ((1, 3000000), 13499998500000.0)
+2: ((0, 3000000), 0.0)
+3: ((0, 3000000), 0.0)"
+check "gather the rows" quiet cohort gather --out "$T/rows2.npy" r
+expect_eq "gather returns the (2, 3000000) array" \
+	"$($PYTHON -c "
+import numpy as np
+a, b = np.load('$T/rows.npy'), np.load('$T/rows2.npy')
+print(a.shape == b.shape, a.tobytes() == b.tobytes())")" "True True"
+check "free the rows" cohort px 'del r'
+rm -f "$T/rows.npy" "$T/rows2.npy"
+
 # --- a value under one chunk (PROTO_CHUNK, 4 MiB) goes in one message ------
 $PYTHON -c "import numpy as np; np.save('$T/mid.npy', np.arange(400001, dtype=np.float64) * 0.5)"
 check "scatter 400,001 float64 (3.2 MB)" cohort scatter v "@$T/mid.npy"
