@@ -34,6 +34,12 @@ struct kernel_reply {
 	char *traceback;     /* error: formatted traceback text, may be NULL */
 	void *data;          /* pull: the encoded msgpack value (malloc'd) */
 	size_t len;          /* pull: its length */
+	/* pull_lend: the rest of the value, lent by the kernel (a large
+	 * array's elements, where they are): data/len then lent/lent_len
+	 * make the value. lender is what give_back() releases. */
+	const void *lent;
+	size_t lent_len;
+	void *lender;
 };
 
 void kernel_reply_clear(struct kernel_reply *r);
@@ -55,6 +61,13 @@ struct kernel_ops {
 			   size_t len, struct kernel_reply *r);
 	/* Encode the value bound to name into r->data/r->len. */
 	void (*pull)(const char *name, struct kernel_reply *r);
+	/* Optional (NULL: pull is used). As pull, but a large array's
+	 * elements may be lent (r->lent, r->lent_len, r->lender) instead of
+	 * copied after the head in r->data. The engine sends them, runs
+	 * nothing else meanwhile (so user code cannot change them under the
+	 * send), then calls give_back(r->lender). */
+	void (*pull_lend)(const char *name, struct kernel_reply *r);
+	void (*give_back)(void *lender);
 	/* Flush the language's buffered stdout/stderr to fds 1 and 2. */
 	void (*flush)(void);
 	/* Ask running code to stop (KeyboardInterrupt in Python). Called from

@@ -83,6 +83,7 @@ struct task *io_next_task(void);
 void io_post_reply(struct task *t, struct kernel_reply *r, double elapsed);
 /* True once the connection to the controller is gone. */
 bool io_controller_lost(void);
+bool io_wait_lent(void);
 /* Stop the I/O thread and close the connection. */
 void io_stop(void);
 

@@ -80,6 +80,7 @@ static struct {
 	double heartbeat;   /* the controller's ping period */
 	int tolerance;      /* pings missed before it counts as gone */
 	double last_heard;  /* monotonic time of its last message */
+	bool lent_out;      /* a reply's lent bytes are still being sent */
 	struct event *watch_ev;
 	char reason[600];
 } io;
@@ -202,6 +203,42 @@ free_data(const void *data, size_t len, void *arg)
 	free(arg);
 }
 
+/* The last lent chunk was written (or dropped with the connection). */
+static void
+lent_sent(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	(void)arg;
+	pthread_mutex_lock(&io.lock);
+	io.lent_out = false;
+	pthread_cond_broadcast(&io.cond);
+	pthread_mutex_unlock(&io.lock);
+}
+
+/* Send len bytes at data as chunks of task id, each referencing data;
+ * cleanup(arg) runs once the last has been written. On failure cleanup
+ * runs at once: nothing more of data will be read. */
+static void
+send_chunks(uint64_t id, const char *data, size_t len,
+	    void (*cleanup)(const void *, size_t, void *), void *arg)
+{
+	size_t off = 0, n;
+	struct msg c;
+
+	msg_init(&c, MSG_CHUNK);
+	msg_set_int(&c, F_ID, (int64_t)id);
+	for (; off < len; off += n) {
+		n = len - off < PROTO_CHUNK ? len - off : PROTO_CHUNK;
+		if (conn_send_ref(io.conn, &c, data + off, n,
+				  off + n == len ? cleanup : NULL,
+				  arg) < 0) {
+			cleanup(data, len, arg);
+			return;
+		}
+	}
+}
+
 static void
 send_reply(struct reply_item *it)
 {
@@ -227,27 +264,27 @@ send_reply(struct reply_item *it)
 		if (r->traceback != NULL)
 			msg_set_str(&m, F_TRACEBACK, r->traceback);
 	}
-	if (io.conn != NULL && r->ok && r->len > PROTO_CHUNK) {
+	if (io.conn != NULL && r->ok &&
+	    (r->len > PROTO_CHUNK || r->lender != NULL)) {
 		/* A large value goes as chunks referencing the kernel's
-		 * buffer, which is freed after the last one is sent. */
+		 * buffer, which is freed after the last one is sent, then
+		 * the bytes the kernel lent, if any, handed back after
+		 * theirs (io_wait_lent). */
 		char *data = r->data;
-		size_t off = 0, n;
-		struct msg c;
 
-		msg_set_int(&m, F_CHUNKED, (int64_t)r->len);
+		msg_set_int(&m, F_CHUNKED, (int64_t)(r->len + r->lent_len));
 		conn_send_bytes(io.conn, &m, NULL, 0);
 		r->data = NULL;
-		msg_init(&c, MSG_CHUNK);
-		msg_set_int(&c, F_ID, (int64_t)it->task->id);
-		for (; off < r->len; off += n) {
-			n = r->len - off < PROTO_CHUNK ? r->len - off
-						       : PROTO_CHUNK;
-			conn_send_ref(io.conn, &c, data + off, n,
-				      off + n == r->len ? free_data : NULL,
-				      data);
-		}
-	} else if (io.conn != NULL) {
-		conn_send_bytes(io.conn, &m, r->data, r->ok ? r->len : 0);
+		send_chunks(it->task->id, data, r->len, free_data, data);
+		if (r->lender != NULL)
+			send_chunks(it->task->id, r->lent, r->lent_len,
+				    lent_sent, NULL);
+	} else {
+		if (io.conn != NULL)
+			conn_send_bytes(io.conn, &m, r->data,
+					r->ok ? r->len : 0);
+		if (r->lender != NULL)
+			lent_sent(NULL, 0, NULL); /* not sent: nothing to wait for */
 	}
 	free(out);
 	free(err);
@@ -922,6 +959,11 @@ io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
 
 	it->task = t;
 	it->r = *r;
+	if (r->lender != NULL) {
+		pthread_mutex_lock(&io.lock);
+		io.lent_out = true;
+		pthread_mutex_unlock(&io.lock);
+	}
 	it->elapsed = elapsed;
 	memset(r, 0, sizeof(*r));
 	/* No task runs until the next is taken: output read meanwhile is
@@ -932,6 +974,23 @@ io_post_reply(struct task *t, struct kernel_reply *r, double elapsed)
 	io.replies_tail = &it->next;
 	pthread_mutex_unlock(&io.lock);
 	event_active(io.reply_ev, EV_TIMEOUT, 1);
+}
+
+/* After posting a reply with lent bytes: wait until they are sent. True
+ * if the lender may be given back; false if the engine is stopping or
+ * has lost the controller first (the bytes may still be referenced: the
+ * lender is then kept until exit). */
+bool
+io_wait_lent(void)
+{
+	bool done;
+
+	pthread_mutex_lock(&io.lock);
+	while (io.lent_out && !io.stopping)
+		pthread_cond_wait(&io.cond, &io.lock);
+	done = !io.lent_out;
+	pthread_mutex_unlock(&io.lock);
+	return done;
 }
 
 /* True once the controller is gone (not a clean stop). */

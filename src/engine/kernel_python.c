@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,18 @@ kernel_leave(void)
 struct pull {
 	msgpack_packer pk;
 	PyObject *key; /* the pulled name, for messages */
+	bool may_lend; /* pull_lend: a large top-level array's elements */
+	struct lent *lent; /* lent rather than packed (then last in the value) */
+};
+
+/* Lend the elements of arrays at least this large instead of copying. */
+#define LEND_MIN (4u << 20)
+
+/* An array whose elements a pull lends: its buffer stays acquired (and
+ * the array alive) until give_back(). */
+struct lent {
+	Py_buffer view;
+	PyObject *t; /* what pull_array() returned, which holds the array */
 };
 
 static int pack_obj(struct pull *p, PyObject *o, int depth);
@@ -502,6 +515,14 @@ pack_ndarray(struct pull *p, PyObject *o, int depth)
 	    pk_check(msgpack_pack_ext(&p->pk, total, COHORT_EXT_NDARRAY)) < 0 ||
 	    pk_check(msgpack_pack_ext_body(&p->pk, hs.data, hs.size)) < 0)
 		goto out;
+	if (p->may_lend && depth == 0 && (size_t)view.len >= LEND_MIN &&
+	    (p->lent = malloc(sizeof(*p->lent))) != NULL) {
+		/* The value ends with these bytes: lend them, keep view. */
+		p->lent->view = view;
+		p->lent->t = t;
+		msgpack_sbuffer_destroy(&hs);
+		return 0;
+	}
 	rc = view.len ? pk_check(msgpack_pack_ext_body(&p->pk, view.buf,
 	                                               (size_t)view.len))
 	              : 0;
@@ -1062,9 +1083,9 @@ python_push_owned(const char *name, void *mem, const void *data, size_t len,
 }
 
 static void
-python_pull(const char *name, struct kernel_reply *r)
+pull_value(const char *name, bool may_lend, struct kernel_reply *r)
 {
-	struct pull p = {.key = NULL};
+	struct pull p = {.key = NULL, .may_lend = may_lend};
 	msgpack_sbuffer sb;
 	PyObject *v = NULL;
 
@@ -1081,6 +1102,11 @@ python_pull(const char *name, struct kernel_reply *r)
 		r->ok = 1;
 		r->len = sb.size;
 		r->data = msgpack_sbuffer_release(&sb);
+		if (p.lent != NULL) {
+			r->lent = p.lent->view.buf;
+			r->lent_len = (size_t)p.lent->view.len;
+			r->lender = p.lent;
+		}
 	} else {
 		reply_error(r, 0);
 	}
@@ -1088,6 +1114,30 @@ python_pull(const char *name, struct kernel_reply *r)
 	Py_XDECREF(v);
 	Py_XDECREF(p.key);
 	kernel_leave();
+}
+
+static void
+python_pull(const char *name, struct kernel_reply *r)
+{
+	pull_value(name, false, r);
+}
+
+static void
+python_pull_lend(const char *name, struct kernel_reply *r)
+{
+	pull_value(name, true, r);
+}
+
+static void
+python_give_back(void *lender)
+{
+	struct lent *l = lender;
+
+	PyEval_RestoreThread(main_tstate);
+	PyBuffer_Release(&l->view);
+	Py_DECREF(l->t);
+	kernel_leave();
+	free(l);
 }
 
 static void
@@ -1152,6 +1202,8 @@ const struct kernel_ops kernel_python = {
     .push = python_push,
     .push_owned = python_push_owned,
     .pull = python_pull,
+    .pull_lend = python_pull_lend,
+    .give_back = python_give_back,
     .flush = python_flush,
     .interrupt = python_interrupt,
     .where = python_where,

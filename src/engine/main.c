@@ -84,6 +84,7 @@ run_task(const struct kernel_ops *k, struct task *t)
 {
 	struct kernel_reply r = { 0 };
 	double start = now_monotonic();
+	void *lender;
 
 	switch (t->op) {
 	case TASK_EXECUTE: {
@@ -110,7 +111,10 @@ run_task(const struct kernel_ops *k, struct task *t)
 		}
 		break;
 	case TASK_PULL:
-		k->pull(t->name, &r);
+		if (k->pull_lend != NULL)
+			k->pull_lend(t->name, &r);
+		else
+			k->pull(t->name, &r);
 		break;
 	case TASK_BCAST:
 	case TASK_MOVE:
@@ -123,7 +127,12 @@ run_task(const struct kernel_ops *k, struct task *t)
 	 * thread drains them for this reply. */
 	k->flush();
 	fflush(NULL);
+	lender = r.lender;
 	io_post_reply(t, &r, now_monotonic() - start);
+	/* Lent bytes are being sent: nothing runs (and could change them)
+	 * until they are out. */
+	if (lender != NULL && io_wait_lent())
+		k->give_back(lender);
 }
 
 int

@@ -9,9 +9,11 @@
  * "FAIL ..." line and exit status 1.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -124,6 +126,119 @@ make_array(size_t n, msgpack_sbuffer *out)
 	msgpack_sbuffer_destroy(&hdr);
 }
 
+/* A pulled array's elements are sent from where they are (the engine
+ * lends them): an execute queued behind the pull must not run, and
+ * change them, before they are all sent, however slowly the client
+ * reads. The engine is kept busy for 1 s so that the pull waits in its
+ * queue; a second client (a child process, told through a pipe) queues
+ * an execute that overwrites the array behind it, then stops this client
+ * (SIGSTOP) for 2 s, so the pull's value starts to flow to a client that
+ * does not read. Every pulled element must still be its index. */
+#define LEND_N (8u << 20) /* 64 MiB of float64 */
+
+static int lend_pipe[2];
+
+static void
+lend_child(const char *profile)
+{
+	struct cohort_request rq = { .op = "execute", .targets = "0",
+				     .code = "lend[:] = -1.0" };
+	struct cohort_client *c2;
+	struct acks a = { 0 };
+	int64_t ticket, job;
+	int running = 1;
+	char go;
+
+	close(lend_pipe[1]); /* a parent that fails first ends the read */
+	if (read(lend_pipe[0], &go, 1) != 1)
+		_exit(2);
+	usleep(200000); /* the pull is queued first */
+	c2 = cohort_connect(profile, &err);
+	a.ticket = &ticket;
+	a.job = &job;
+	if (c2 == NULL || cohort_submit(c2, &rq, &err) < 0 ||
+	    cohort_collect(c2, on_ack, &a, &err) != 0 || a.n != 1)
+		_exit(1);
+	kill(getppid(), SIGSTOP);
+	sleep(2);
+	kill(getppid(), SIGCONT);
+	for (int polls = 0; running; polls++) {
+		struct results res = { .want = "" };
+
+		if (cohort_result(c2, job, on_result, &res, &running,
+				  &err) < 0 || polls > 30000)
+			_exit(1);
+		if (!running && (res.n != 1 || res.bad != 0))
+			_exit(1);
+		usleep(2000);
+	}
+	cohort_disconnect(c2);
+	_exit(0);
+}
+
+struct pulled {
+	size_t n, bad;
+};
+
+static void
+on_pulled(const struct cohort_reply *r, void *arg)
+{
+	struct pulled *p = arg;
+	size_t off = r->len - (size_t)LEND_N * sizeof(double);
+	double d;
+
+	p->n++;
+	if (strcmp(r->status, "ok") != 0 ||
+	    r->len < (size_t)LEND_N * sizeof(double)) {
+		p->bad = LEND_N;
+		return;
+	}
+	for (size_t i = 0; i < LEND_N; i++) {
+		memcpy(&d, (const char *)r->data + off + i * sizeof(d),
+		       sizeof(d));
+		if (d != (double)i)
+			p->bad++;
+	}
+}
+
+static void
+lend_check(pid_t child)
+{
+	struct cohort_request rq = { .op = "execute", .targets = "0",
+				     .code = "import time; time.sleep(1.0)" };
+	struct results res = { .want = "-8388608.0" };
+	struct pulled p = { 0 };
+	msgpack_sbuffer v;
+	int status;
+	char why[200];
+
+	make_array(LEND_N, &v);
+	if (cohort_push(c, "0", "lend", v.data, v.size, NULL, NULL, &err) != 0)
+		fail("push the array to lend", err.text);
+	msgpack_sbuffer_destroy(&v);
+	if (cohort_submit(c, &rq, &err) < 0 ||
+	    cohort_collect(c, NULL, NULL, &err) != 0)
+		fail("submit the engine's sleep", err.text);
+	if (write(lend_pipe[1], "g", 1) != 1)
+		fail("signal the second client", NULL);
+	if (cohort_pull(c, "0", "lend", on_pulled, &p, &err) != 0)
+		fail("pull the lent array", err.text);
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		fail("the second client's execute", NULL);
+	if (p.n != 1 || p.bad != 0) {
+		snprintf(why, sizeof(why), "%zu replies, %zu of %u elements "
+			 "changed", p.n, p.bad, LEND_N);
+		fail("the pulled array was changed while being sent", why);
+	}
+	if (cohort_execute(c, "0", "float(lend.sum())", 60, on_result, &res,
+			   &err) != 0 || res.bad != 0)
+		fail("the second client's execute ran after the pull",
+		     res.got);
+	printf("ok a pulled array is sent whole before the next task "
+	       "changes it\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -132,11 +247,18 @@ main(int argc, char **argv)
 	struct acks a = { 0 };
 	msgpack_sbuffer big;
 	size_t nengines, n, total;
+	pid_t lend_pid;
 	int64_t prev;
 	int rc;
 
 	if (argc != 3)
 		fail("usage: submit_client PROFILE N", NULL);
+	/* The second client of lend_check(), forked before any connection. */
+	if (pipe(lend_pipe) < 0 || (lend_pid = fork()) < 0)
+		fail("fork the second client", NULL);
+	if (lend_pid == 0)
+		lend_child(argv[1]);
+	close(lend_pipe[0]);
 	n = (size_t)atoi(argv[2]);
 	c = cohort_connect(argv[1], &err);
 	if (c == NULL)
@@ -239,6 +361,7 @@ main(int argc, char **argv)
 	if (cohort_collect(c, on_ack, &a, &err) != 0 || a.n != 0)
 		fail("a second collect found submissions", NULL);
 	printf("ok a second collect is empty\n");
+	lend_check(lend_pid);
 	cohort_disconnect(c);
 	free(a.ticket);
 	free(a.job);

@@ -5,7 +5,9 @@
 # (a blocking request among them), with a refused one and an 8 MiB push;
 # cohort_collect() hands out every job id in submission order, and every
 # job completes with its own correct result on all 4 engines
-# (tests/integration/submit_client.c).
+# (tests/integration/submit_client.c). A pulled array, whose elements the
+# engine sends from where they are, is not changed by the task queued
+# behind the pull while its bytes are still going out to a slow client.
 . "$(dirname "$0")/lib.sh"
 
 # Build the client against this build's libcohort, sanitized like it.
@@ -40,6 +42,8 @@ expect_match "every job done with its own result" "$out" \
 	'^ok all 300 counter jobs done, job k saw k on all 4 engines'
 expect_match "the pushed value arrived whole" "$out" '^ok the pushed value'
 expect_match "nothing left to collect" "$out" '^ok a second collect is empty'
+expect_match "a lent array is sent whole before the next task runs" "$out" \
+	'^ok a pulled array is sent whole'
 expect_match "all ok" "$out" '^all ok$'
 # The engines ran the 300 steps, once each, in order.
 expect_eq "each engine's counter is 300" \
