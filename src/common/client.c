@@ -28,8 +28,26 @@ struct stream {
 	int64_t engine;
 	msgpack_sbuffer header; /* the reply, re-encoded, decoded at the end */
 	char *data;
-	size_t len, total;
+	size_t len, total, cap; /* cap: data's allocated size */
 	struct stream *next;
+};
+
+/* Blocks that received large values, kept for the next ones: a fresh
+ * block costs a page fault per 4 KiB as it fills (about as much CPU as
+ * the copy into it), a reused one none. A block not reused within
+ * SPARE_TTL seconds is freed when a request ends (or at disconnect), and
+ * at most SPARE_BYTES are kept. */
+#define SPARE_MIN (1u << 20)            /* smaller: plain malloc/free */
+#define SPARE_MAX 16                    /* blocks kept */
+#define SPARE_BYTES ((size_t)2 << 30)   /* bytes kept */
+#define SPARE_TTL 5.0
+struct spares {
+	struct block {
+		char *p;
+		size_t cap;
+		double freed; /* monotonic time it was put back */
+	} b[SPARE_MAX];
+	size_t n, bytes;
 };
 
 struct cohort_client {
@@ -52,8 +70,10 @@ struct cohort_client {
 	struct cohort_engine *engines;
 	size_t nengines;
 	struct stream *streams;
-	char *reply_block; /* a streamed reply's malloc'd value, while its
-			      callback runs: take_reply_block() keeps it */
+	struct spares spares;
+	char *reply_block; /* a streamed reply's block, while its callback
+			      runs: take_reply_block() keeps it */
+	size_t reply_cap;
 	cohort_stream_fn stream_fn;
 	void *stream_arg;
 	bool interruptible;
@@ -75,11 +95,70 @@ struct cohort_client {
 static void deliver_reply(struct cohort_client *c, struct msg *m,
 			  const void *bytes, size_t nbytes);
 
+/* A block of at least size bytes (its size in *cap), NULL if memory is
+ * short: the smallest kept one that fits, else a new one. */
+static char *
+block_get(struct cohort_client *c, size_t size, size_t *cap)
+{
+	struct spares *sp = &c->spares;
+	struct block *best = NULL;
+	char *p;
+
+	for (size_t i = 0; i < sp->n && size >= SPARE_MIN; i++)
+		if (sp->b[i].cap >= size &&
+		    (best == NULL || sp->b[i].cap < best->cap))
+			best = &sp->b[i];
+	if (best != NULL) {
+		p = best->p;
+		*cap = best->cap;
+		sp->bytes -= best->cap;
+		*best = sp->b[--sp->n];
+		return p;
+	}
+	*cap = size;
+	return malloc(size ? size : 1);
+}
+
+/* Done with a block block_get() gave. */
 static void
-stream_free(struct stream *st)
+block_put(struct cohort_client *c, char *p, size_t cap)
+{
+	struct spares *sp = &c->spares;
+
+	if (p == NULL)
+		return;
+	if (cap < SPARE_MIN || sp->n == SPARE_MAX ||
+	    sp->bytes + cap > SPARE_BYTES) {
+		free(p);
+		return;
+	}
+	sp->b[sp->n++] = (struct block){ p, cap, now_monotonic() };
+	sp->bytes += cap;
+}
+
+/* Free the kept blocks not reused for SPARE_TTL seconds (all: every one). */
+static void
+blocks_expire(struct cohort_client *c, bool all)
+{
+	struct spares *sp = &c->spares;
+	double now = now_monotonic();
+
+	for (size_t i = 0; i < sp->n;) {
+		if (all || now - sp->b[i].freed > SPARE_TTL) {
+			free(sp->b[i].p);
+			sp->bytes -= sp->b[i].cap;
+			sp->b[i] = sp->b[--sp->n];
+		} else {
+			i++;
+		}
+	}
+}
+
+static void
+stream_free(struct cohort_client *c, struct stream *st)
 {
 	msgpack_sbuffer_destroy(&st->header);
-	free(st->data);
+	block_put(c, st->data, st->cap);
 	free(st);
 }
 
@@ -102,11 +181,11 @@ stream_begin(struct cohort_client *c, struct msg *m)
 
 	st->engine = m->engine;
 	st->total = (size_t)m->chunked;
-	st->data = malloc(st->total);
+	st->data = block_get(c, st->total, &st->cap);
 	msgpack_sbuffer_init(&st->header);
 	if (st->data == NULL || msg_encode(m, &st->header) < 0) {
 		/* Deliver the reply without its value, as an error. */
-		stream_free(st);
+		stream_free(c, st);
 		msg_set_str(m, F_STATUS, "error");
 		msg_set_str(m, F_ENAME, "MemoryError");
 		msg_set_str(m, F_EVALUE, "the client cannot hold the value");
@@ -129,7 +208,7 @@ stream_chunk(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
 		return;
 	if (str_eq(m->status, "abort") || st->len + n > st->total) {
 		*pp = st->next;
-		stream_free(st);
+		stream_free(c, st);
 		return;
 	}
 	if (n > 0)
@@ -140,13 +219,14 @@ stream_chunk(struct cohort_client *c, struct msg *m, struct evbuffer *payload)
 	*pp = st->next;
 	if (msg_decode(&r, st->header.data, st->header.size, &err) == 0) {
 		c->reply_block = st->data;
+		c->reply_cap = st->cap;
 		deliver_reply(c, &r, st->data, st->len);
 		if (c->reply_block == NULL)
 			st->data = NULL; /* taken */
 		c->reply_block = NULL;
 		msg_clear(&r);
 	}
-	stream_free(st);
+	stream_free(c, st);
 }
 
 static void
@@ -509,8 +589,9 @@ cohort_disconnect(struct cohort_client *c)
 		struct stream *st = c->streams;
 
 		c->streams = st->next;
-		stream_free(st);
+		stream_free(c, st);
 	}
+	blocks_expire(c, true);
 	free(c);
 }
 
@@ -567,6 +648,7 @@ run_until_done(struct cohort_client *c, struct cohort_error *err)
 		armed = evsignal_add(c->sigint_ev, NULL) == 0;
 	while (!c->done)
 		event_base_loop(c->base, EVLOOP_ONCE);
+	blocks_expire(c, false);
 	if (armed)
 		evsignal_del(c->sigint_ev);
 	if (c->progress_ev != NULL)
@@ -836,15 +918,16 @@ out:
 	return rc;
 }
 
-/* Inside a reply callback: the reply's value as a malloc'd block the
- * caller now owns, if it came in chunks (a large value, not copied
- * again); NULL otherwise. */
+/* Inside a reply callback: the reply's value as a block the caller now
+ * owns (its size in *cap; back with block_put()), if it came in chunks
+ * (a large value, not copied again); NULL otherwise. */
 static char *
-take_reply_block(struct cohort_client *c)
+take_reply_block(struct cohort_client *c, size_t *cap)
 {
 	char *b = c->reply_block;
 
 	c->reply_block = NULL;
+	*cap = c->reply_cap;
 	return b;
 }
 
@@ -855,7 +938,7 @@ struct gather_state {
 	int64_t *ids;
 	size_t n;
 	void **data;
-	size_t *len;
+	size_t *len, *cap;
 };
 
 static void
@@ -869,9 +952,10 @@ gather_reply(const struct cohort_reply *r, void *arg)
 		if (g->ids[i] != r->engine || r->data == NULL ||
 		    g->data[i] != NULL)
 			continue;
-		g->data[i] = take_reply_block(g->c);
+		g->data[i] = take_reply_block(g->c, &g->cap[i]);
 		if (g->data[i] == NULL) {
 			g->data[i] = xmalloc(r->len);
+			g->cap[i] = r->len;
 			memcpy(g->data[i], r->data, r->len);
 		}
 		g->len[i] = r->len;
@@ -900,6 +984,7 @@ cohort_gather(struct cohort_client *c, const char *targets, const char *name,
 	g.n = t.n;
 	g.data = xcalloc(t.n, sizeof(void *));
 	g.len = xcalloc(t.n, sizeof(size_t));
+	g.cap = xcalloc(t.n, sizeof(size_t));
 	{
 		/* The explicit list, so "all" cannot change under us. */
 		struct cohort_request rq = { .op = "pull", .name = name };
@@ -933,9 +1018,10 @@ cohort_gather(struct cohort_client *c, const char *targets, const char *name,
 out:
 	msgpack_sbuffer_destroy(&sb);
 	for (size_t i = 0; g.data != NULL && i < t.n; i++)
-		free(g.data[i]);
+		block_put(c, g.data[i], g.cap[i]);
 	free(g.data);
 	free(g.len);
+	free(g.cap);
 	targets_clear(&t);
 	return rc;
 }

@@ -666,10 +666,13 @@ flush_output(struct conn *c)
 		return;
 	if (!write_output(c, &wrote) || !wrote)
 		return;
-	if (c->out_bulk && evbuffer_get_length(c->out) == 0) {
-		/* A big payload is out: its memory can go back. */
-		c->out_bulk = false;
+	if (c->out_bulk) {
+		/* Bulk output is traffic too: no trim while it flows (the
+		 * memory freed before it would be needed again). Once it is
+		 * out, its memory can go back. */
 		trim_note(c);
+		if (evbuffer_get_length(c->out) == 0)
+			c->out_bulk = false;
 	}
 	if (c->closing) {
 		if (evbuffer_get_length(c->out) == 0)

@@ -621,9 +621,10 @@ task_from_msg(struct msg *m, struct evbuffer *payload, struct task **out)
 			 * value is placed at the first chunk (see
 			 * stream_chunk). */
 			t->chunked = (size_t)m->chunked;
-			if (posix_memalign(&t->block, ALIGN,
-					   t->chunked + ALIGN) != 0) {
-				t->block = NULL;
+			/* malloc, not posix_memalign: a block of the same size
+			 * then fits where the last one was freed (memalign asks
+			 * for more), so repeated pushes reuse warm memory. */
+			if ((t->block = malloc(t->chunked + ALIGN)) == NULL) {
 				task_free(t);
 				return -1;
 			}
@@ -693,7 +694,9 @@ stream_chunk(struct msg *m, struct evbuffer *payload)
 
 		off = head ? value_array_offset(head, want) : 0;
 		if (off > 0)
-			t->data = (char *)t->block + (ALIGN - off % ALIGN) % ALIGN;
+			t->data = (char *)t->block +
+				  (ALIGN - ((uintptr_t)t->block + off) % ALIGN) %
+					  ALIGN;
 	}
 	if (n > 0)
 		evbuffer_remove(payload, (char *)t->data + t->len, n);
