@@ -32,6 +32,9 @@ import ipyparallel as ipp
 
 PIDFILE = None
 MIB = 1 << 20
+# Untimed rounds before the timed ones of each transfer (both systems
+# alike): rates in the steady state, not the first touch.
+WARMUP = 1
 # Seconds between the last transfer and the "after transfers" memory
 # readings; bench/run waits as long on the Cohort side.
 SETTLE = 2
@@ -220,7 +223,7 @@ def throughput(view, n, rounds):
 def transfer(view, neng, mib, rounds):
     a = np.arange(mib * MIB // 8, dtype=np.float64)
     push, pull = [], []
-    for r in range(rounds):
+    for r in range(-WARMUP, rounds):
         t0 = time.perf_counter()
         view.push({"a": a}, block=True)
         push.append(mib * neng / (time.perf_counter() - t0))
@@ -229,8 +232,11 @@ def transfer(view, neng, mib, rounds):
         pull.append(mib * neng / (time.perf_counter() - t0))
         assert len(parts) == neng and parts[0].nbytes == a.nbytes
         del parts
-        log(f"  ipyparallel {mib} MiB x {neng} engines round {r + 1}: "
+        log(f"  ipyparallel {mib} MiB x {neng} engines "
+            f"{'warm-up' if r < 0 else f'round {r + 1}'}: "
             f"push {push[-1]:.0f} MiB/s, pull {pull[-1]:.0f} MiB/s")
+        if r < 0:
+            push, pull = [], []
     view.execute("del a", block=True)
     result(f"push_{mib}", statistics.median(push))
     result(f"pull_{mib}", statistics.median(pull))
@@ -239,7 +245,7 @@ def transfer(view, neng, mib, rounds):
 def scatter(view, mib, rounds):
     a = np.arange(mib * MIB // 8, dtype=np.float64)
     sc, ga = [], []
-    for r in range(rounds):
+    for r in range(-WARMUP, rounds):
         t0 = time.perf_counter()
         view.scatter("a", a, block=True)
         sc.append(mib / (time.perf_counter() - t0))
@@ -248,8 +254,11 @@ def scatter(view, mib, rounds):
         ga.append(mib / (time.perf_counter() - t0))
         assert b.nbytes == a.nbytes
         del b
-        log(f"  ipyparallel {mib} MiB round {r + 1}: scatter "
+        log(f"  ipyparallel {mib} MiB "
+            f"{'warm-up' if r < 0 else f'round {r + 1}'}: scatter "
             f"{sc[-1]:.0f} MiB/s, gather {ga[-1]:.0f} MiB/s")
+        if r < 0:
+            sc, ga = [], []
     view.execute("del a", block=True)
     result(f"scatter_{mib}", statistics.median(sc))
     result(f"gather_{mib}", statistics.median(ga))
