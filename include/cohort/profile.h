@@ -56,6 +56,9 @@ struct cohort_conninfo {
 	char key[4096];
 	pid_t controller_pid;
 	int version; /* protocol version of the controller */
+	/* The controller's local (Unix-domain) socket, "" if none: on the
+	 * controller's machine, the same TLS over it instead of TCP. */
+	char socket[108];
 };
 
 /* Path of the connection file of a role (engine or client) in dir. */

@@ -481,7 +481,7 @@ cohort_connect(const char *profile, struct cohort_error *err)
 	c->tls = tls_ctx_new(false, ci.ca, ci.cert, ci.key, err);
 	if (c->tls == NULL)
 		goto error;
-	c->conn = conn_connect(c->base, c->tls, ci.ip, ci.port,
+	c->conn = conn_connect(c->base, c->tls, ci.ip, ci.port, ci.socket,
 			       &client_handlers, c, err);
 	if (c->conn == NULL)
 		goto error;

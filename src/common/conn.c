@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -342,8 +343,12 @@ want_read(struct conn *c, bool on)
 static void
 set_nodelay(struct conn *c)
 {
-	int one = 1;
+	int one = 1, domain = 0;
+	socklen_t len = sizeof(domain);
 
+	if (getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+	    domain == AF_UNIX)
+		return; /* a local socket: nothing to coalesce */
 	/* Requests are small and latency-bound: never wait to coalesce. */
 	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("TCP_NODELAY on %s: %s", c->peer, strerror(errno));
@@ -911,11 +916,36 @@ conn_accept(struct event_base *base, struct tls_ctx *tls, int fd,
 	return c;
 }
 
-/* Connect to ip:port and start the client side of the handshake. */
+/* A connected Unix-domain socket to path, or -1: a local controller's
+ * socket answers at once (no handshake at this level), so a blocking
+ * connect is immediate. */
+static int
+connect_local(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		log_debug("local socket %s: %s; using TCP", path,
+			  strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Connect to ip:port (or local) and start the client side of the
+ * handshake. */
 struct conn *
 conn_connect(struct event_base *base, struct tls_ctx *tls, const char *ip,
-	     int port, const struct conn_handlers *h, void *arg,
-	     struct cohort_error *err)
+	     int port, const char *local, const struct conn_handlers *h,
+	     void *arg, struct cohort_error *err)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -942,6 +972,23 @@ conn_connect(struct event_base *base, struct tls_ctx *tls, const char *ip,
 	if (ssl == NULL) {
 		errprintf(err, "cannot create TLS session");
 		return NULL;
+	}
+	if (local != NULL && local[0] != '\0' &&
+	    (fd = connect_local(local)) >= 0) {
+		c = conn_new(base, fd, ssl, h, arg);
+		if (c == NULL) {
+			SSL_free(ssl);
+			evutil_closesocket(fd);
+			errprintf(err, "cannot set up the connection");
+			return NULL;
+		}
+		snprintf(c->peer, sizeof(c->peer), "%s:%d (local socket)", ip,
+			 port);
+		SSL_set_connect_state(ssl);
+		c->state = CS_TLS;
+		want_read(c, true);
+		kick(c);
+		return c;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {

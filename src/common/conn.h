@@ -46,9 +46,11 @@ struct conn_handlers {
 struct conn *conn_accept(struct event_base *base, struct tls_ctx *tls, int fd,
 			 const char *peer, const struct conn_handlers *h,
 			 void *arg);
-/* Connect to ip:port (client side of the handshake). */
+/* Connect (client side of the handshake) through the Unix-domain socket
+ * local if it is neither NULL nor "" and accepts the connection (the
+ * controller is on this machine), else to ip:port over TCP. */
 struct conn *conn_connect(struct event_base *base, struct tls_ctx *tls,
-			  const char *ip, int port,
+			  const char *ip, int port, const char *local,
 			  const struct conn_handlers *h, void *arg,
 			  struct cohort_error *err);
 

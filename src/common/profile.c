@@ -818,6 +818,17 @@ cohort_conninfo_write(const char *path, const struct cohort_conninfo *ci,
 			    ci->port, "ca", ci->ca, "cert", ci->cert, "key",
 			    ci->key, "controller_pid",
 			    (json_int_t)ci->controller_pid);
+	if (root != NULL && ci->socket[0] != '\0') {
+		if (check_field_str(path, "socket", ci->socket,
+				    sizeof(ci->socket), err) < 0)
+			goto error;
+		if (json_object_set_new(root, "socket",
+					json_string(ci->socket)) < 0) {
+			errprintf(err, "connection file %s: cannot encode",
+				  path);
+			goto error;
+		}
+	}
 	if (root == NULL) {
 		errprintf(err, "connection file %s: cannot encode: %s", path,
 			  jerr.text);
@@ -961,6 +972,11 @@ cohort_conninfo_read(const char *path, struct cohort_conninfo *ci,
 	if (get_int(root, path, "controller_pid", 1, INT_MAX, &v, err) < 0)
 		goto error;
 	tmp.controller_pid = (pid_t)v;
+	/* Optional: controllers before the local socket wrote none. */
+	if (json_object_get(root, "socket") != NULL &&
+	    get_str(root, path, "socket", tmp.socket, sizeof(tmp.socket),
+		    err) < 0)
+		goto error;
 	*ci = tmp;
 	rc = 0;
 error:

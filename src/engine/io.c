@@ -909,8 +909,8 @@ io_start(const struct cohort_conninfo *ci, const struct engine_identity *who,
 	io.stop_ev = event_new(io.base, -1, 0, stop_cb, NULL);
 	if (io.reply_ev == NULL || io.stop_ev == NULL)
 		return errprintf(err, "cannot create events");
-	io.conn = conn_connect(io.base, io.tls, ci->ip, ci->port, &handlers,
-			       NULL, err);
+	io.conn = conn_connect(io.base, io.tls, ci->ip, ci->port, ci->socket,
+			       &handlers, NULL, err);
 	if (io.conn == NULL)
 		return -1;
 	/* Signals (SIGINT for interrupts) belong to the main thread. */

@@ -7,7 +7,7 @@ u64 BE payload_len; then a msgpack header map) to reach the controller, then
 sends something wrong and reports what the controller did. Standard library
 only: msgpack is hand-encoded for the few small maps needed.
 
-  rawpeer.py plain HOST PORT
+  rawpeer.py plain HOST PORT        (HOST a path: that Unix-domain socket)
   rawpeer.py tls HOST PORT --ca CA [--cert C --key K] [--tls12]
                  [--send-hello [--role R]] [--then KIND] [--wait SECS]
                  [--probe SECS]
@@ -258,10 +258,21 @@ def wait_for_close(sock, timeout):
         # Anything sent before the close is ignored.
 
 
+def connect(host, port):
+    """A TCP connection to host:port, or to the Unix-domain socket host if
+    it is a path (port is then ignored)."""
+    if host.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(host)
+        return s
+    return socket.create_connection((host, port), timeout=5)
+
+
 # ---- subcommands ------------------------------------------------------------
 
 def cmd_plain(args):
-    with socket.create_connection((args.host, args.port), timeout=5) as s:
+    with connect(args.host, args.port) as s:
         try:
             s.sendall(b"hello\r\n")
         except OSError:
@@ -282,7 +293,7 @@ def cmd_tls(args):
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
-    raw = socket.create_connection((args.host, args.port), timeout=5)
+    raw = connect(args.host, args.port)
     s = ctx.wrap_socket(raw, do_handshake_on_connect=False)
     try:
         try:
