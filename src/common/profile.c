@@ -921,7 +921,7 @@ cohort_conninfo_read(const char *path, struct cohort_conninfo *ci,
 	json_t *root = NULL;
 	FILE *fp = NULL;
 	char *slash;
-	long long v;
+	long long v = 0;
 	int rc = -1;
 
 	memset(&tmp, 0, sizeof(tmp));

@@ -73,7 +73,9 @@ usage(FILE *f)
 		"  -h, --help       show this help\n"
 		"\n"
 		"On start it creates the profile's CA and certificates if absent and\n"
-		"writes the connection files engine.json and client.json; SIGINT or\n"
+		"writes the connection files engine.json and client.json; it also\n"
+		"listens on the local socket controller.sock in the profile, which\n"
+		"peers on this machine use instead of TCP (the same TLS). SIGINT or\n"
 		"SIGTERM stops it and removes them.\n");
 }
 

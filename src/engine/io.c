@@ -106,7 +106,8 @@ io_shutdown(const char *reason)
 	pthread_mutex_lock(&io.lock);
 	if (!io.registered && !io.failed) {
 		io.failed = true;
-		snprintf(io.reason, sizeof(io.reason), "%s", reason);
+		snprintf(io.reason, sizeof(io.reason), "%.*s",
+			 (int)sizeof(io.reason) - 1, reason);
 	}
 	io.stopping = true;
 	pthread_cond_broadcast(&io.cond);
