@@ -38,12 +38,15 @@
  *	    between two processes (this one and a forked child), 1 GiB in
  *	    1 MiB SSL_write calls, with the profile's controller certificate
  *	    and OpenSSL's default TLS 1.3 suite, as Cohort negotiates;
- *	    prints "machine tls_loopback MiB/s" (median over rounds). No
- *	    cluster is needed, only the profile's certificate files.
+ *	    prints "machine tls_loopback MiB/s" (median over rounds); then
+ *	    the same over a Unix-domain socket pair, as local peers connect
+ *	    ("machine tls_local MiB/s"). No cluster is needed, only the
+ *	    profile's certificate files.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -466,24 +469,21 @@ ssl_die(const char *what)
 	exit(1);
 }
 
-/* The receiving side: accept one connection, read TLS_TOTAL bytes, ack. */
+/* The receiving side, on connected socket fd: read TLS_TOTAL bytes, ack. */
 static void
-tls_server(int lfd, const char *cert, const char *key)
+tls_server(int fd, const char *cert, const char *key)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	char *buf = malloc(TLS_CHUNK);
 	uint64_t got = 0;
 	SSL *ssl;
-	int fd, n;
+	int n;
 
 	if (ctx == NULL || buf == NULL ||
 	    !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
 	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
 		ssl_die("server context");
-	fd = accept(lfd, NULL, NULL);
-	if (fd < 0)
-		ssl_die("accept");
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) != 1)
@@ -496,38 +496,61 @@ tls_server(int lfd, const char *cert, const char *key)
 	_exit(0);
 }
 
+/* One TLS stream of TLS_TOTAL bytes to a forked receiver, over TCP on
+ * 127.0.0.1 or (local) a Unix-domain socket pair; MiB/s. */
 static double
-tls_once(const char *cert, const char *key, char *suite, size_t size)
+tls_once(const char *cert, const char *key, char *suite, size_t size,
+	 bool local)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t salen = sizeof(sa);
 	SSL_CTX *ctx;
 	SSL *ssl;
 	char *buf, ack;
-	int lfd, fd, status;
+	int lfd = -1, fd, status, sv[2];
 	pid_t pid;
 	double t0, el;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(lfd, 1) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
-		ssl_die("listen");
+	if (local) {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+			ssl_die("socketpair");
+	} else {
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		lfd = socket(AF_INET, SOCK_STREAM, 0);
+		if (lfd < 0 ||
+		    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    listen(lfd, 1) < 0 ||
+		    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
+			ssl_die("listen");
+	}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 		ssl_die("fork");
-	if (pid == 0)
-		tls_server(lfd, cert, key);
-	close(lfd);
+	if (pid == 0) {
+		if (local) {
+			close(sv[0]);
+			tls_server(sv[1], cert, key);
+		}
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			ssl_die("accept");
+		tls_server(fd, cert, key);
+	}
 	ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION))
 		ssl_die("client context");
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		ssl_die("connect");
+	if (local) {
+		close(sv[1]);
+		fd = sv[0];
+	} else {
+		close(lfd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			ssl_die("connect");
+	}
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_connect(ssl) != 1)
@@ -559,12 +582,17 @@ mode_tls(const char *profile, int rounds)
 
 	snprintf(cert, sizeof(cert), "%s/controller.pem", profile);
 	snprintf(key, sizeof(key), "%s/controller-key.pem", profile);
-	for (int r = 0; r < rounds; r++) {
-		rate[r] = tls_once(cert, key, suite, sizeof(suite));
-		fprintf(stderr, "  TLS loopback (C, OpenSSL) round %d: %.0f "
-			"MiB/s (%s)\n", r + 1, rate[r], suite);
+	for (int local = 0; local < 2; local++) {
+		for (int r = 0; r < rounds; r++) {
+			rate[r] = tls_once(cert, key, suite, sizeof(suite),
+					   local);
+			fprintf(stderr, "  TLS %s (C, OpenSSL) round %d: %.0f "
+				"MiB/s (%s)\n", local ? "Unix socket" :
+				"loopback TCP", r + 1, rate[r], suite);
+		}
+		printf("machine %s %.3f\n", local ? "tls_local" :
+		       "tls_loopback", median(rate, (size_t)rounds));
 	}
-	printf("machine tls_loopback %.3f\n", median(rate, (size_t)rounds));
 	free(rate);
 }
 

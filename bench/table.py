@@ -43,6 +43,7 @@ ROWS = [
 
 MACHINE = [
     ("tls_loopback", "TLS 1.3 loopback, 1 stream (AES-256-GCM)", "MiB/s"),
+    ("tls_local", "TLS 1.3 Unix socket, 1 stream (AES-256-GCM)", "MiB/s"),
     ("aes_gcm", "AES-256-GCM, one core (openssl speed)", "MiB/s"),
     ("memcpy", "memcpy, 256 MiB (numpy copyto)", "MiB/s"),
 ]
