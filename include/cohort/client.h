@@ -156,15 +156,20 @@ int cohort_push(struct cohort_client *c, const char *targets,
 		cohort_reply_fn fn, void *arg, struct cohort_error *err);
 
 /* Fetch the value bound to name from each target: each reply carries the
- * engine's encoded value in data/len. */
+ * engine's encoded value in data/len, valid during the callback. The
+ * client keeps the buffers of large values (1 MiB and more) for the next
+ * ones, so repeated transfers do not fault in fresh memory: up to 2 GiB,
+ * each freed when a request ends more than 5 s after its last use, all
+ * at cohort_disconnect(). */
 int cohort_pull(struct cohort_client *c, const char *targets,
 		const char *name, cohort_reply_fn fn, void *arg,
 		struct cohort_error *err);
 
 /* Split an array value (ndarray or list) along its first axis across the
  * targets in engine order, part sizes differing by at most one, and bind
- * each part to name on its engine. One request: the controller slices
- * the payload without decoding it. */
+ * each part to name on its engine. One request: each part's head, then
+ * its slice of data, sent by reference (not copied); the controller
+ * slices the payload without decoding it. */
 int cohort_scatter(struct cohort_client *c, const char *targets,
 		   const char *name, const void *data, size_t len,
 		   cohort_reply_fn fn, void *arg, struct cohort_error *err);
