@@ -952,8 +952,9 @@ conn_connect(struct event_base *base, struct tls_ctx *tls, const char *ip,
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len;
 	struct conn *c;
+	bool is_local;
 	SSL *ssl;
-	int fd;
+	int fd = -1;
 
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
@@ -973,25 +974,10 @@ conn_connect(struct event_base *base, struct tls_ctx *tls, const char *ip,
 		errprintf(err, "cannot create TLS session");
 		return NULL;
 	}
-	if (local != NULL && local[0] != '\0' &&
-	    (fd = connect_local(local)) >= 0) {
-		c = conn_new(base, fd, ssl, h, arg);
-		if (c == NULL) {
-			SSL_free(ssl);
-			evutil_closesocket(fd);
-			errprintf(err, "cannot set up the connection");
-			return NULL;
-		}
-		snprintf(c->peer, sizeof(c->peer), "%s:%d (local socket)", ip,
-			 port);
-		SSL_set_connect_state(ssl);
-		c->state = CS_TLS;
-		want_read(c, true);
-		kick(c);
-		return c;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	is_local = local != NULL && local[0] != '\0' &&
+		   (fd = connect_local(local)) >= 0;
+	if (!is_local &&
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		errprintf(err, "cannot create a socket: %s", strerror(errno));
 		SSL_free(ssl);
 		return NULL;
@@ -1003,8 +989,16 @@ conn_connect(struct event_base *base, struct tls_ctx *tls, const char *ip,
 		errprintf(err, "cannot set up the connection");
 		return NULL;
 	}
-	snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+	snprintf(c->peer, sizeof(c->peer), "%s:%d%s", ip, port,
+		 is_local ? " (local socket)" : "");
 	SSL_set_connect_state(ssl);
+	if (is_local) {
+		/* Connected already: the handshake starts now. */
+		c->state = CS_TLS;
+		want_read(c, true);
+		kick(c);
+		return c;
+	}
 	c->state = CS_TCP;
 	if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
 		c->state = CS_TLS;
