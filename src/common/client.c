@@ -71,6 +71,7 @@ struct cohort_client {
 	size_t nengines;
 	struct stream *streams;
 	struct spares spares;
+	size_t refs_out; /* chunks still referencing the caller's value */
 	char *reply_block; /* a streamed reply's block, while its callback
 			      runs: take_reply_block() keeps it */
 	size_t reply_cap;
@@ -682,6 +683,18 @@ struct piece {
 	int64_t engine;
 };
 
+/* A chunk referencing the caller's value was written (or dropped with
+ * the connection). */
+static void
+piece_sent(const void *data, size_t len, void *arg)
+{
+	struct cohort_client *c = arg;
+
+	(void)data;
+	(void)len;
+	c->refs_out--;
+}
+
 /* Send a prepared request with its value (the pieces, in order) and wait
  * for its completion. A value over PROTO_CHUNK goes as chunk messages
  * after the request, each referencing the caller's memory, so neither
@@ -732,18 +745,27 @@ send_and_wait(struct cohort_client *c, struct msg *m,
 						    pieces[i].engine);
 				if (i + 1 == npieces && off + n == pieces[i].len)
 					msg_set_int(&ch, F_LAST, 1);
+				c->refs_out++;
 				rc = conn_send_ref(c->conn, &ch,
 						   pieces[i].data + off, n,
-						   NULL, NULL);
+						   piece_sent, c);
+				if (rc < 0)
+					c->refs_out--; /* not queued */
 				off += n;
 			} while (rc == 0 && off < pieces[i].len);
 		}
 	}
-	if (rc < 0)
-		return errprintf(err, "cannot send the request");
-	if (run_until_done(c, err) < 0)
-		return -1;
-	return c->nfailed;
+	if (rc == 0)
+		rc = run_until_done(c, err);
+	else
+		errprintf(err, "cannot send the request");
+	/* The caller may free its value once we return: a request answered
+	 * before all of it went out (refused, say) must not leave chunks
+	 * pointing into it. They go out (the controller drops them), or
+	 * go with the connection. */
+	while (c->refs_out > 0 && c->conn != NULL)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	return rc < 0 ? -1 : c->nfailed;
 }
 
 /* Send one request and deliver each engine's reply to fn. */

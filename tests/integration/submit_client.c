@@ -239,6 +239,37 @@ lend_check(pid_t child)
 	       "changes it\n");
 }
 
+/* A large push the controller refuses at once (an unknown engine) is
+ * answered before its chunks are out: the call must not return while
+ * chunks still point into the caller's value, which is freed right after
+ * (AddressSanitizer builds catch a use after free; others would send
+ * freed memory). The connection keeps working. */
+static void
+refused_push_check(void)
+{
+	struct results res = { .want = "2" };
+	msgpack_sbuffer v;
+	char *copy;
+	int rc;
+
+	make_array(8u << 20, &v); /* 64 MiB */
+	copy = malloc(v.size);
+	if (copy == NULL)
+		fail("out of memory", NULL);
+	memcpy(copy, v.data, v.size);
+	msgpack_sbuffer_destroy(&v);
+	rc = cohort_push(c, "99", "refused", copy, v.size, NULL, NULL, &err);
+	if (rc != -1 || strstr(err.text, "99") == NULL)
+		fail("a push to an unknown engine is refused", err.text);
+	memset(copy, 0xee, v.size);
+	free(copy);
+	if (cohort_execute(c, "0", "1 + 1", 60, on_result, &res, &err) != 0 ||
+	    res.bad != 0 || res.n != 1)
+		fail("the connection works after a refused push", res.got);
+	printf("ok a refused 64 MiB push returns with nothing left pointing "
+	       "into it (%s)\n", err.text);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -362,6 +393,7 @@ main(int argc, char **argv)
 		fail("a second collect found submissions", NULL);
 	printf("ok a second collect is empty\n");
 	lend_check(lend_pid);
+	refused_push_check();
 	cohort_disconnect(c);
 	free(a.ticket);
 	free(a.job);

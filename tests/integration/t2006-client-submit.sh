@@ -7,7 +7,9 @@
 # job completes with its own correct result on all 4 engines
 # (tests/integration/submit_client.c). A pulled array, whose elements the
 # engine sends from where they are, is not changed by the task queued
-# behind the pull while its bytes are still going out to a slow client.
+# behind the pull while its bytes are still going out to a slow client. A
+# large push refused at once returns only when no chunk still points into
+# the caller's value.
 . "$(dirname "$0")/lib.sh"
 
 # Build the client against this build's libcohort, sanitized like it.
@@ -44,6 +46,8 @@ expect_match "the pushed value arrived whole" "$out" '^ok the pushed value'
 expect_match "nothing left to collect" "$out" '^ok a second collect is empty'
 expect_match "a lent array is sent whole before the next task runs" "$out" \
 	'^ok a pulled array is sent whole'
+expect_match "a refused large push leaves nothing pointing into the value" \
+	"$out" '^ok a refused 64 MiB push returns'
 expect_match "all ok" "$out" '^all ok$'
 # The engines ran the 300 steps, once each, in order.
 expect_eq "each engine's counter is 300" \
