@@ -207,9 +207,11 @@ int cohort_engines(struct cohort_client *c, struct cohort_engine **list,
  * could not be sent (bad targets, connection lost). At most 4,096
  * submissions wait for their acknowledgement at a time: beyond that (or
  * while over 32 MiB of output are queued) cohort_submit() first waits.
- * rq->data is referenced, not copied, when it is larger than 4 MiB: keep
- * it until cohort_collect() has returned. Other calls may be made between
- * submissions; acknowledgements that arrive meanwhile are kept.
+ * rq->data is referenced, not copied, when it is larger than 4 MiB, and
+ * cohort_submit() then returns once all of it has been written to the
+ * connection (as cohort_push() does), so it may be freed on return. Other
+ * calls may be made between submissions; acknowledgements that arrive
+ * meanwhile are kept.
  *
  * cohort_collect() waits until every submission made since the last
  * collect is acknowledged, then calls fn once per submission, in
