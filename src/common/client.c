@@ -762,7 +762,19 @@ send_and_wait(struct cohort_client *c, struct msg *m,
 	/* The caller may free its value once we return: a request answered
 	 * before all of it went out (refused, say) must not leave chunks
 	 * pointing into it. They go out (the controller drops them), or
-	 * go with the connection. */
+	 * go with the connection: closed here if the user stopped waiting
+	 * (a second Ctrl-C) while the value was still being sent, since
+	 * that means not waiting for the rest of it either. */
+	if (c->abandoned && c->refs_out > 0 && c->conn != NULL) {
+		conn_close(c->conn);
+		c->conn = NULL;
+		c->state = CS_LOST;
+		snprintf(c->reason, sizeof(c->reason), "the connection was "
+			 "closed: a request was interrupted while its value "
+			 "was being sent");
+		errprintf(err, "interrupted: stopped sending the value; the "
+			  "engines drop the part they received");
+	}
 	while (c->refs_out > 0 && c->conn != NULL)
 		event_base_loop(c->base, EVLOOP_ONCE);
 	return rc < 0 ? -1 : c->nfailed;

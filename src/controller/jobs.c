@@ -1201,6 +1201,10 @@ jobs_client_gone(struct peer *client)
 				if (j->targets[i].pending) {
 					j->targets[i].pending = false;
 					j->npending--;
+					/* No reply will lower it. */
+					if (e->ntasks > 0 && --e->ntasks == 0 &&
+					    e->state == ENGINE_BUSY)
+						e->state = ENGINE_IDLE;
 				}
 			}
 			job_maybe_done(j);

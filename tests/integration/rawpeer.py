@@ -12,7 +12,8 @@ only: msgpack is hand-encoded for the few small maps needed.
                  [--send-hello [--role R]] [--then KIND] [--wait SECS]
                  [--probe SECS]
 
-KIND is garbage, oversize (payload_len 2**40), oversize-header (header_len
+KIND is partial-push (a client request for a 16 MiB chunked push, then
+1 MiB of it, then nothing), garbage, oversize (payload_len 2**40), oversize-header (header_len
 1 GiB), empty-header (header_len 0), truncated (a 100-byte header announced,
 10 bytes sent), unknown-type ({"t":"bogus"}), wrong-type (a request whose
 "id" is a string) or none.
@@ -184,6 +185,12 @@ def bad_input(kind):
         # A header declaring a 4-billion-element array in 8 bytes.
         h = b"\x81\xa1t\xdd\xff\xff\xff\xff"
         return PREFIX.pack(len(h), 0) + h
+    if kind == "partial-push":
+        # A push announcing a 16 MiB value in chunks, then 1 MiB of it:
+        # the peer leaves before the rest (the value never completes).
+        return (frame({"t": "request", "id": 1, "op": "push",
+                       "name": "partial", "chunked": 16 << 20}) +
+                frame({"t": "chunk", "id": 1}, bytes(1 << 20)))
     if kind == "none":
         return b""
     raise ValueError(kind)
@@ -378,7 +385,8 @@ def main():
     p.add_argument("--then", default="none",
                    choices=["garbage", "oversize", "oversize-header",
                             "empty-header", "truncated", "unknown-type",
-                            "wrong-type", "deep", "huge-claim", "none"])
+                            "wrong-type", "deep", "huge-claim",
+                            "partial-push", "none"])
     p.add_argument("--wait", type=float, default=5.0,
                    help="seconds to wait for a reply or a close")
     p.add_argument("--probe", type=float, default=0.3,
