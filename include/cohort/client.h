@@ -130,7 +130,10 @@ void cohort_set_progress(struct cohort_client *c, cohort_progress_fn fn,
 /* Make later requests interruptible from the terminal: a first SIGINT
  * (Ctrl-C) while a request runs interrupts the targets' code (a Python
  * KeyboardInterrupt, reported per engine) and keeps waiting; a second
- * within a second stops waiting and returns -1 ("left running"). */
+ * within a second stops waiting and returns -1 ("left running"). If the
+ * request's value (over 4 MiB) is still being sent then, the client
+ * closes its connection instead (the engines drop the part they got;
+ * later calls fail with the reason). */
 void cohort_set_interruptible(struct cohort_client *c, int on);
 
 /* Send an interrupt to the targets' running code. */

@@ -922,12 +922,11 @@ conn_accept(struct event_base *base, struct tls_ctx *tls, int fd,
 static int
 connect_local(const char *path)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
 	int fd;
 
-	if (strlen(path) >= sizeof(sun.sun_path))
+	if (unix_address(&sun, path) < 0)
 		return -1;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "log.h"
@@ -131,4 +133,17 @@ path_join(char *buf, size_t size, const char *dir, const char *name)
 	int n = snprintf(buf, size, "%s/%s", dir, name);
 
 	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int
+unix_address(struct sockaddr_un *sun, const char *path)
+{
+	size_t n = strlen(path);
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (n >= sizeof(sun->sun_path))
+		return -1;
+	memcpy(sun->sun_path, path, n + 1);
+	return 0;
 }

@@ -27,5 +27,9 @@ int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);
 /* Join dir and name with a slash into buf; -1 if it does not fit. */
 int path_join(char *buf, size_t size, const char *dir, const char *name);
+/* The address of the Unix-domain socket at path; -1 if path is too long
+ * for one (107 bytes). */
+struct sockaddr_un;
+int unix_address(struct sockaddr_un *sun, const char *path);
 
 #endif

@@ -984,6 +984,15 @@ jobs_submit(struct peer *client, struct msg *m, struct evbuffer *payload)
 	job_maybe_done(j);
 }
 
+/* One of e's tasks ended (answered, or dropped with its value): the last
+ * makes it idle. */
+static void
+task_ended(struct engine *e)
+{
+	if (e->ntasks > 0 && --e->ntasks == 0)
+		e->state = ENGINE_IDLE;
+}
+
 /* Forward an engine's reply to the job's client. */
 void
 jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
@@ -992,8 +1001,8 @@ jobs_engine_reply(struct engine *e, struct msg *m, struct evbuffer *payload)
 	struct job_target *t;
 
 	/* A 'where' answer is not the end of a task. */
-	if ((j == NULL || !j->side) && e->ntasks > 0 && --e->ntasks == 0)
-		e->state = ENGINE_IDLE;
+	if (j == NULL || !j->side)
+		task_ended(e);
 	if (j == NULL || (t = job_target(j, e->id)) == NULL || !t->pending) {
 		log_debug("late reply from engine %lld for task %lld dropped",
 			  (long long)e->id, (long long)m->id);
@@ -1201,10 +1210,7 @@ jobs_client_gone(struct peer *client)
 				if (j->targets[i].pending) {
 					j->targets[i].pending = false;
 					j->npending--;
-					/* No reply will lower it. */
-					if (e->ntasks > 0 && --e->ntasks == 0 &&
-					    e->state == ENGINE_BUSY)
-						e->state = ENGINE_IDLE;
+					task_ended(e); /* no reply will */
 				}
 			}
 			job_maybe_done(j);

@@ -479,25 +479,25 @@ listen_on(const char *ip, int port, int *bound)
 
 /* Also listen on a Unix-domain socket in the profile directory: peers on
  * this machine speak the same TLS through it, without the TCP stack's
- * cost (about half the CPU of moving bulk data over loopback TCP). Only
+ * cost (a fifth of the controller's CPU in bulk transfers, measured in
+ * docs/performance.md). Only
  * the profile's owner can reach it (mode 0600, in the 0700 directory).
  * Without it (a path too long, a file system that has none), everyone
  * uses TCP. */
 static void
 listen_local(void)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
 	mode_t old;
 
 	if (path_join(ctl.local_path, sizeof(ctl.local_path), ctl.dir,
 		      "controller.sock") < 0 ||
-	    strlen(ctl.local_path) >= sizeof(sun.sun_path)) {
+	    unix_address(&sun, ctl.local_path) < 0) {
 		log_info("no local socket: the profile path is too long; "
 			 "local peers use TCP");
 		ctl.local_path[0] = '\0';
 		return;
 	}
-	memcpy(sun.sun_path, ctl.local_path, strlen(ctl.local_path) + 1);
 	/* A stale one from a controller that did not stop cleanly (a live
 	 * one was ruled out above). */
 	(void)unlink(ctl.local_path);
