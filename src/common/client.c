@@ -314,6 +314,11 @@ on_message(struct conn *conn, struct msg *m, struct evbuffer *payload,
 		c->state = CS_READY;
 		break;
 	case MSG_ERROR:
+		/* The first error ends the request and says why: the chunks
+		 * of a refused value that were already on their way draw
+		 * more ("chunk without a chunked request"), not the cause. */
+		if (c->failed && c->done)
+			break;
 		if (c->state == CS_CONNECTING || !msg_has(m, F_ID) ||
 		    (uint64_t)m->id == c->cur_id) {
 			snprintf(c->reason, sizeof(c->reason), "%.*s",

@@ -172,3 +172,12 @@ expect_match "unwritable path refused" "$?:$out" \
 	"^1:cohort: error: cannot write .*x\.json: No such file or directory"
 out=$(cohort pull --targets 0 --out "$T/s.bin" s 2>&1)
 expect_eq "a str can be written to .bin" "$?:$out:$(cat "$T/s.bin")" "0:[0] s -> $T/s.bin:text"
+
+# A value sent in chunks to an unknown engine: the refusal is the error
+# shown, not what the chunks already on their way drew after it ("chunk
+# without a chunked request"). Ten tries: it was a race.
+$PYTHON -c "import numpy as np; np.save('$T/m64.npy', np.arange(1 << 23, dtype=np.float64))"
+msgs=$(for i in $(seq 10); do cohort push --targets 99 x=@"$T/m64.npy" 2>&1 | head -1; done | sort | uniq -c)
+expect_match "a 64 MiB push to engine 99 says so, all 10 times" "$msgs" \
+	"^ *10 cohort: error: no engine 99 "
+rm -f "$T/m64.npy"
